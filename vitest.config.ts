@@ -1,0 +1,19 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts", "mobile-client-stub/test/**/*.test.ts"],
+    // Each test file runs in its own process with its own embedded Firestore and fakes.
+    pool: "forks",
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    env: {
+      // onObjectFinalized needs a default bucket at import time (ESM imports are hoisted, so
+      // setting it inside a test file would be too late).
+      FIREBASE_CONFIG: JSON.stringify({ projectId: "demo-visit-pipeline", storageBucket: "demo-visit-pipeline.appspot.com" }),
+      GCLOUD_PROJECT: "demo-visit-pipeline",
+      // Otherwise the Google client probes the GCE metadata server even when pointed at emulators.
+      METADATA_SERVER_DETECTION: "none",
+    },
+  },
+});
