@@ -1,0 +1,184 @@
+// All configuration in one place: Firebase params (declared here so `firebase deploy` prompts for
+// them and records their values), secrets, and the provider endpoint overrides. Read once per
+// instance, validated with zod, typed.
+
+import { defineInt, defineSecret, defineString } from "firebase-functions/params";
+import type { IntParam, StringParam } from "firebase-functions/params";
+import { z } from "zod";
+import { PipelineError } from "./visit/errors.js";
+
+export const assemblyAiApiKey = defineSecret("ASSEMBLYAI_API_KEY");
+export const openAiApiKey = defineSecret("OPENAI_API_KEY");
+
+/** Deploy-time only: where the functions run. Must be compatible with the bucket's location. */
+export const functionsRegion = defineString("FUNCTIONS_REGION", {
+  default: "us-central1",
+  description: "Region of all functions; choose one compatible with the storage bucket's location.",
+});
+
+// Each tunable: the param `firebase deploy` knows, its default and its valid range. At runtime a
+// param is just an environment variable, and a local run (tests, demo) may have none set, so the
+// default is applied here as well as declared to the CLI.
+interface Tunable<T extends number | string> {
+  param: T extends number ? IntParam : StringParam;
+  defaultValue: T;
+  schema: z.ZodType<T>;
+}
+
+function intTunable(name: string, defaultValue: number, min: number, max: number, description: string): Tunable<number> {
+  return {
+    param: defineInt(name, { default: defaultValue, description }),
+    defaultValue,
+    schema: z.coerce.number().int().min(min).max(max),
+  };
+}
+
+function stringTunable(name: string, defaultValue: string, schema: z.ZodType<string>, description: string): Tunable<string> {
+  return { param: defineString(name, { default: defaultValue, description }), defaultValue, schema };
+}
+
+const MIB = 1024 * 1024;
+
+export const tunables = {
+  maxUploadBytes: intTunable("MAX_UPLOAD_BYTES", 250 * MIB, 1, 5 * 1024 * MIB, "Largest accepted recording, in bytes."),
+  signedUrlTtlHours: intTunable(
+    "SIGNED_URL_TTL_HOURS",
+    24,
+    1,
+    168,
+    "Lifetime of the read URL given to AssemblyAI; it must outlive AssemblyAI's queue time.",
+  ),
+  speechModels: stringTunable(
+    "ASSEMBLYAI_SPEECH_MODELS",
+    "universal-3-pro,universal-2",
+    z.string().regex(/^[a-z0-9._-]+(,[a-z0-9._-]+)*$/, "a comma-separated list of model names"),
+    "AssemblyAI speech models, best first (the later ones are fallbacks, e.g. for broader language coverage).",
+  ),
+  openAiModel: stringTunable(
+    "OPENAI_MODEL",
+    "gpt-4.1-mini",
+    z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/),
+    "OpenAI model for summaries; it must support structured outputs.",
+  ),
+  checkBatchSize: intTunable("CHECK_BATCH_SIZE", 50, 1, 500, "Visits the checker reads per batch."),
+  checkConcurrency: intTunable("CHECK_CONCURRENCY", 8, 1, 64, "Visits the checker works on at once."),
+  checkTimeBudgetSeconds: intTunable(
+    "CHECK_TIME_BUDGET_SECONDS",
+    45,
+    5,
+    500,
+    "How long one checker run keeps taking new work; keep it under the schedule interval.",
+  ),
+  pollInitialDelaySeconds: intTunable(
+    "POLL_INITIAL_DELAY_SECONDS",
+    30,
+    0,
+    3600,
+    "Wait before the first status check of a new transcript.",
+  ),
+  pollMaxDelaySeconds: intTunable("POLL_MAX_DELAY_SECONDS", 600, 1, 86_400, "Longest wait between status checks."),
+  attemptBackoffSeconds: intTunable(
+    "ATTEMPT_BACKOFF_SECONDS",
+    60,
+    0,
+    3600,
+    "Base wait before another attempt of a stage after a retryable failure (doubles per attempt).",
+  ),
+  summaryWatchdogSeconds: intTunable(
+    "SUMMARY_WATCHDOG_SECONDS",
+    1200,
+    1,
+    86_400,
+    "How long a visit may wait in summarizing without a live attempt before the checker dispatches it again.",
+  ),
+  assemblyAiTimeoutSeconds: intTunable("ASSEMBLYAI_TIMEOUT_SECONDS", 30, 1, 300, "Timeout of one AssemblyAI request."),
+  openAiTimeoutSeconds: intTunable("OPENAI_TIMEOUT_SECONDS", 180, 5, 1500, "Timeout of one OpenAI request."),
+  transcriptionMaxAttempts: intTunable(
+    "TRANSCRIPTION_MAX_ATTEMPTS",
+    3,
+    1,
+    20,
+    "Submissions tried before a visit's transcription is given up.",
+  ),
+  summaryMaxAttempts: intTunable(
+    "SUMMARY_MAX_ATTEMPTS",
+    3,
+    1,
+    20,
+    "Summarization attempts before a visit ends partial.",
+  ),
+  summaryMaxTranscriptChars: intTunable(
+    "SUMMARY_MAX_TRANSCRIPT_CHARS",
+    300_000,
+    1_000,
+    4_000_000,
+    "Longest transcript sent to the summary model; longer ones end partial with transcript_too_long.",
+  ),
+} as const;
+
+type TunableValues = { [K in keyof typeof tunables]: (typeof tunables)[K]["defaultValue"] };
+
+const ProviderUrlSchema = z
+  .string()
+  .url()
+  .refine((url) => /^https?:\/\//.test(url), "must be an http(s) URL")
+  .optional();
+
+export interface Config extends TunableValues {
+  region: string;
+  assemblyAiBaseUrl: string | undefined;
+  openAiBaseUrl: string | undefined;
+  speechModelList: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Parses configuration from an environment (process.env at runtime). Throws config_invalid. */
+export function loadConfig(env: Env): Config {
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [key, tunable] of Object.entries(tunables)) {
+    const raw = env[tunable.param.name];
+    const parsed = (tunable.schema as z.ZodType<unknown>).safeParse(raw === undefined || raw === "" ? tunable.defaultValue : raw);
+    if (parsed.success) values[key] = parsed.data;
+    else problems.push(`${tunable.param.name}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  }
+  const assemblyAiBaseUrl = ProviderUrlSchema.safeParse(env.ASSEMBLYAI_BASE_URL || undefined);
+  const openAiBaseUrl = ProviderUrlSchema.safeParse(env.OPENAI_BASE_URL || undefined);
+  if (!assemblyAiBaseUrl.success) problems.push("ASSEMBLYAI_BASE_URL: must be an http(s) URL");
+  if (!openAiBaseUrl.success) problems.push("OPENAI_BASE_URL: must be an http(s) URL");
+  const region = env[functionsRegion.name] || "us-central1";
+  if (!/^[a-z]+-[a-z]+\d+$/.test(region)) problems.push(`${functionsRegion.name}: not a region name`);
+  if (problems.length > 0) {
+    throw new PipelineError("config_invalid", { detail: problems.join("; ") });
+  }
+  const tunableValues = values as TunableValues;
+  return {
+    ...tunableValues,
+    region,
+    speechModelList: tunableValues.speechModels.split(","),
+    assemblyAiBaseUrl: assemblyAiBaseUrl.data?.replace(/\/+$/, ""),
+    openAiBaseUrl: openAiBaseUrl.data?.replace(/\/+$/, ""),
+  };
+}
+
+let cached: Config | undefined;
+
+/** The instance's configuration, parsed on first use (params are not readable at deploy time). */
+export function getConfig(): Config {
+  cached ??= loadConfig(process.env);
+  return cached;
+}
+
+/** Forget the parsed configuration; for local runtimes that change the environment between runs. */
+export function reloadConfig(): Config {
+  cached = undefined;
+  return getConfig();
+}
+
+/** A secret's value, or config_invalid when it is missing, so no provider call is made without it. */
+export function requireSecret(secret: { name: string; value(): string }): string {
+  const value = process.env[secret.name] ? secret.value() : "";
+  if (!value) throw new PipelineError("config_invalid", { detail: `secret ${secret.name} is not set` });
+  return value;
+}

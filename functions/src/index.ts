@@ -1,0 +1,88 @@
+// The deployed functions. Their export names are a public contract (docs, ops and monitoring
+// refer to them). Each trigger only adapts its event and calls a stage.
+
+import { setGlobalOptions } from "firebase-functions/v2";
+import { onRequest } from "firebase-functions/v2/https";
+import { onSchedule } from "firebase-functions/v2/scheduler";
+import { onObjectFinalized } from "firebase-functions/v2/storage";
+import { onTaskDispatched } from "firebase-functions/v2/tasks";
+import { z } from "zod";
+import { assemblyAiApiKey, functionsRegion, openAiApiKey } from "./config.js";
+import type { SummarizeTask } from "./dispatch/summarization-queue.js";
+import { handleApiRequest } from "./http/api.js";
+import { logs } from "./logs.js";
+import { TIMEOUTS, pipeline } from "./pipeline.js";
+import { acceptUpload } from "./stages/accept-upload.js";
+import { checkDueVisits } from "./stages/check-due-visits.js";
+import { summarizeVisit as summarizeVisitStage } from "./stages/summarize.js";
+import { isValidVisitId } from "./visit/upload.js";
+
+setGlobalOptions({ region: functionsRegion, maxInstances: 50 });
+
+// Stop starting provider calls this long before the platform kills the function.
+const SAFETY_MARGIN_MS = 20_000;
+
+function deadlineFrom(startedMs: number, timeoutSeconds: number): number {
+  return startedMs + timeoutSeconds * 1000 - SAFETY_MARGIN_MS;
+}
+
+/** A recording landed in the default bucket: validate it, submit it, return at once. */
+export const onAudioUploaded = onObjectFinalized(
+  {
+    secrets: [assemblyAiApiKey],
+    timeoutSeconds: TIMEOUTS.upload,
+    memory: "256MiB",
+    // Storage events are at-least-once anyway; retrying a thrown delivery (e.g. Firestore briefly
+    // unavailable) is safe because every effect is keyed by (visit, generation, attempt).
+    retry: true,
+  },
+  async (event) => {
+    await acceptUpload(pipeline(), event.data, deadlineFrom(Date.now(), TIMEOUTS.upload));
+  },
+);
+
+/** Every minute: check due transcripts, resubmit retryable failures, re-fire lost summaries. */
+export const checkPendingTranscripts = onSchedule(
+  {
+    schedule: "every 1 minutes",
+    secrets: [assemblyAiApiKey],
+    timeoutSeconds: TIMEOUTS.checker,
+    memory: "256MiB",
+    retryCount: 0,
+  },
+  async () => {
+    const startedMs = Date.now();
+    await checkDueVisits(pipeline(), startedMs, deadlineFrom(startedMs, TIMEOUTS.checker));
+  },
+);
+
+const SummarizeTaskSchema = z.object({
+  visitId: z.string().refine(isValidVisitId, "invalid visit id"),
+  dispatch: z.number().int().min(1),
+});
+
+/** One summarization dispatch of one visit (enqueued by the checker; deduped by task id). */
+export const summarizeVisit = onTaskDispatched<SummarizeTask>(
+  {
+    secrets: [openAiApiKey],
+    timeoutSeconds: TIMEOUTS.summarize,
+    memory: "512MiB",
+    // Cloud Tasks retries only deliveries that crashed or timed out; failures the stage handles
+    // are recorded on the visit and re-dispatched by the checker when due.
+    retryConfig: { maxAttempts: 5, minBackoffSeconds: 60, maxBackoffSeconds: 900 },
+    // Caps concurrent OpenAI calls across all instances.
+    rateLimits: { maxConcurrentDispatches: 20 },
+  },
+  async (request) => {
+    const task = SummarizeTaskSchema.safeParse(request.data);
+    if (!task.success) {
+      // Retrying cannot fix a malformed task; acknowledge it.
+      logs.summarizationSkipped("(invalid)", "malformed_task");
+      return;
+    }
+    await summarizeVisitStage(pipeline(), task.data, deadlineFrom(Date.now(), TIMEOUTS.summarize));
+  },
+);
+
+/** The app-facing HTTPS API (see docs/api.md). */
+export const api = onRequest({ timeoutSeconds: TIMEOUTS.api, memory: "256MiB", invoker: "public" }, handleApiRequest);

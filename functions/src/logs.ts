@@ -1,0 +1,78 @@
+// Every log line the pipeline emits, one named function each: reading this file tells what the
+// pipeline can report. Fields are ids, codes, counts and durations — never transcript or summary
+// text, never object names (file names can identify a patient), never signed URLs.
+
+import { logger } from "firebase-functions";
+import type { PipelineError } from "./visit/errors.js";
+import type { VisitStatus } from "./visit/status.js";
+
+type Fields = Record<string, string | number | boolean | null | undefined | Record<string, number>>;
+
+function emit(severity: "debug" | "info" | "warn" | "error", event: string, fields: Fields): void {
+  logger[severity](event, { event, ...fields });
+}
+
+function errorFields(error: PipelineError): Fields {
+  return {
+    code: error.code,
+    retryable: error.retryable,
+    httpStatus: error.httpStatus,
+    retryAfterMs: error.retryAfterMs,
+    detail: error.detail,
+  };
+}
+
+export const logs = {
+  uploadIgnored: (reason: string, bucket: string, generation: string) =>
+    emit("info", "upload_ignored", { reason, bucket, generation }),
+  uploadOwnerMismatch: (visitId: string) => emit("warn", "upload_ignored_owner_mismatch", { visitId }),
+  uploadVisitBusy: (visitId: string, status: VisitStatus) => emit("info", "upload_ignored_visit_busy", { visitId, status }),
+  uploadDuplicate: (visitId: string, generation: string, status: VisitStatus) =>
+    emit("info", "upload_duplicate_delivery", { visitId, generation, status }),
+  uploadRejected: (visitId: string, code: string, contentType: string | undefined, sizeBytes: number) =>
+    emit("warn", "upload_rejected", { visitId, code, contentType, sizeBytes }),
+  uploadAccepted: (visitId: string, contentType: string, sizeBytes: number) =>
+    emit("info", "upload_accepted", { visitId, contentType, sizeBytes }),
+
+  transcriptionClaimTaken: (visitId: string, attempt: number) =>
+    emit("info", "transcription_already_claimed", { visitId, attempt }),
+  transcriptionSubmitted: (visitId: string, transcriptId: string, attempt: number, durationMs: number) =>
+    emit("info", "transcription_submitted", { visitId, transcriptId, attempt, durationMs }),
+  transcriptionSubmitFailed: (visitId: string, attempt: number, error: PipelineError, willRetry: boolean) =>
+    emit(willRetry ? "warn" : "error", "transcription_submit_failed", { visitId, attempt, willRetry, ...errorFields(error) }),
+  transcriptPending: (visitId: string, state: string, checks: number, nextCheckInSeconds: number) =>
+    emit("debug", "transcript_pending", { visitId, state, checks, nextCheckInSeconds }),
+  transcriptCheckFailed: (visitId: string, error: PipelineError, nextCheckInSeconds: number) =>
+    emit("warn", "transcript_check_failed", { visitId, nextCheckInSeconds, ...errorFields(error) }),
+  transcriptSaved: (
+    visitId: string,
+    fields: { transcriptId: string; utteranceCount: number; characterCount: number; audioDurationSeconds: number | null; languageCode: string | null },
+  ) => emit("info", "transcript_saved", { visitId, ...fields }),
+  transcriptionFailed: (visitId: string, code: string, transcriptId: string | null, detail: string) =>
+    emit("error", "transcription_failed", { visitId, code, transcriptId, detail }),
+
+  summarizationEnqueued: (visitId: string, dispatch: number, result: string) =>
+    emit("info", "summarization_enqueued", { visitId, dispatch, result }),
+  summarizationEnqueueFailed: (visitId: string, dispatch: number, detail: string) =>
+    emit("error", "summarization_enqueue_failed", { visitId, dispatch, detail }),
+  summarizationSkipped: (visitId: string, reason: string) => emit("info", "summarization_skipped", { visitId, reason }),
+  summarizationStarted: (visitId: string, attempt: number, dispatch: number) =>
+    emit("info", "summarization_started", { visitId, attempt, dispatch }),
+  summarizationCompleted: (
+    visitId: string,
+    fields: { attempt: number; model: string; actionItemCount: number; promptTokens?: number; completionTokens?: number; durationMs: number },
+  ) => emit("info", "summarization_completed", { visitId, ...fields }),
+  summarizationFailed: (visitId: string, attempt: number, error: PipelineError, final: boolean) =>
+    emit(final ? "error" : "warn", "summarization_failed", { visitId, attempt, final, ...errorFields(error) }),
+
+  providerRetry: (provider: string, operation: string, error: PipelineError, attempt: number, retryAfterMs: number) =>
+    emit("warn", "provider_retry", { provider, operation, attempt, waitMs: retryAfterMs, ...errorFields(error) }),
+  staleWriteRejected: (visitId: string, stage: string, attempt: number, reason: string) =>
+    emit("warn", "stale_write_rejected", { visitId, stage, attempt, reason }),
+  visitDocumentInvalid: (visitId: string) => emit("error", "visit_document_invalid", { visitId }),
+  checkerRunFinished: (fields: { due: number; handled: number; durationMs: number; outcomes: Record<string, number> }) =>
+    emit("info", "checker_run_finished", fields),
+  checkerVisitFailed: (visitId: string, error: PipelineError) =>
+    emit("error", "checker_visit_failed", { visitId, ...errorFields(error) }),
+  configInvalid: (detail: string) => emit("error", "config_invalid", { detail }),
+};

@@ -1,0 +1,96 @@
+// What the stages need from the outside world, built once per instance from the validated
+// configuration: the clock, the providers, the audio URL signer and the summarization queue.
+// Stages take it as an argument so a test can hand them another clock or instance identity.
+
+import { randomUUID } from "node:crypto";
+import { getStorage } from "firebase-admin/storage";
+import { assemblyAiApiKey, getConfig, openAiApiKey, requireSecret } from "./config.js";
+import type { Config } from "./config.js";
+import { enqueueSummarization } from "./dispatch/summarization-queue.js";
+import type { EnqueueResult, SummarizeTask } from "./dispatch/summarization-queue.js";
+import { createAssemblyAi } from "./providers/assemblyai.js";
+import type { SpeechToText } from "./providers/assemblyai.js";
+import { createOpenAi } from "./providers/openai.js";
+import type { Summarizer } from "./providers/openai.js";
+import { adminApp } from "./store/db.js";
+import { PipelineError } from "./visit/errors.js";
+import type { AudioRef } from "./visit/model.js";
+
+export interface Pipeline {
+  config: Config;
+  now(): Date;
+  /** Identifies this instance in leases and claims (for diagnosing takeovers). */
+  owner: string;
+  speech(): SpeechToText;
+  summarizer(): Summarizer;
+  signAudioUrl(audio: AudioRef, expiresAt: Date): Promise<string>;
+  enqueueSummarization(task: SummarizeTask): Promise<EnqueueResult>;
+}
+
+/** Function timeouts, in seconds: the platform limits each trigger kind differently. */
+export const TIMEOUTS = {
+  upload: 120,
+  checker: 120,
+  summarize: 900,
+  api: 60,
+} as const;
+
+export function createPipeline(config: Config = getConfig()): Pipeline {
+  let speech: SpeechToText | undefined;
+  let summarizer: Summarizer | undefined;
+  return {
+    config,
+    now: () => new Date(),
+    owner: `${process.env.K_REVISION ?? "local"}/${randomUUID().slice(0, 8)}`,
+    speech() {
+      speech ??= createAssemblyAi({
+        apiKey: requireSecret(assemblyAiApiKey),
+        baseUrl: config.assemblyAiBaseUrl,
+        timeoutMs: config.assemblyAiTimeoutSeconds * 1000,
+        speechModels: config.speechModelList,
+      });
+      return speech;
+    },
+    summarizer() {
+      summarizer ??= createOpenAi({
+        apiKey: requireSecret(openAiApiKey),
+        baseUrl: config.openAiBaseUrl,
+        model: config.openAiModel,
+        timeoutMs: config.openAiTimeoutSeconds * 1000,
+      });
+      return summarizer;
+    },
+    signAudioUrl: (audio, expiresAt) => signReadUrl(audio, expiresAt),
+    enqueueSummarization: (task) =>
+      enqueueSummarization(task, { region: config.region, dispatchDeadlineSeconds: TIMEOUTS.summarize }),
+  };
+}
+
+let instancePipeline: Pipeline | undefined;
+
+/** The instance's pipeline, built on first use. */
+export function pipeline(): Pipeline {
+  instancePipeline ??= createPipeline();
+  return instancePipeline;
+}
+
+/** Rebuild from the current environment; for local runtimes that change it between runs. */
+export function resetPipeline(): void {
+  instancePipeline = undefined;
+}
+
+async function signReadUrl(audio: AudioRef, expiresAt: Date): Promise<string> {
+  try {
+    const [url] = await getStorage(adminApp())
+      .bucket(audio.bucket)
+      .file(audio.path)
+      .getSignedUrl({ version: "v4", action: "read", expires: expiresAt });
+    return url;
+  } catch (error) {
+    // In production this is usually a missing "Service Account Token Creator" role (signBlob).
+    throw new PipelineError("internal_error", {
+      detail: `could not sign the audio URL: ${error instanceof Error ? error.message : String(error)}`,
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,232 @@
+// AssemblyAI behind one narrow interface: submit a recording, check a transcript. Uses the
+// `assemblyai` SDK, but keeps what the SDK drops: the HTTP status and Retry-After of failures
+// (its errors are plain `Error(message)`), and a per-request timeout (it has none).
+
+import { FileService, TranscriptService } from "assemblyai";
+import { z } from "zod";
+import { PipelineError } from "../visit/errors.js";
+import type { ErrorCode } from "../visit/errors.js";
+import { classifyTransportError, codeForHttpStatus, parseRetryAfter } from "./http-errors.js";
+
+export interface Utterance {
+  speaker: string | null;
+  startMs: number;
+  endMs: number;
+  text: string;
+  confidence: number | null;
+}
+
+export interface CompletedTranscript {
+  transcriptId: string;
+  text: string;
+  utterances: Utterance[];
+  languageCode: string | null;
+  languageConfidence: number | null;
+  audioDurationSeconds: number | null;
+  speechModel: string | null;
+}
+
+export type TranscriptCheck =
+  | { state: "queued" | "processing" }
+  | { state: "completed"; transcript: CompletedTranscript }
+  | { state: "error"; code: ErrorCode; providerMessage: string };
+
+export interface TranscriptListing {
+  transcriptId: string;
+  status: string;
+  audioUrl: string;
+}
+
+export interface SpeechToText {
+  /** Starts a transcription job. Paid: never call twice for one claimed attempt. */
+  submit(audioUrl: string): Promise<{ transcriptId: string }>;
+  /** Reads a job's state. Free and idempotent. */
+  check(transcriptId: string): Promise<TranscriptCheck>;
+}
+
+export interface AssemblyAiOptions {
+  apiKey: string;
+  baseUrl: string | undefined;
+  timeoutMs: number;
+  speechModels: string[];
+}
+
+const DEFAULT_BASE_URL = "https://api.assemblyai.com";
+const TRANSCRIPT_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** The SDK's transcript service with typed errors and a timeout on every request. */
+class ClassifyingTranscriptService extends TranscriptService {
+  constructor(
+    params: { apiKey: string; baseUrl: string },
+    private readonly timeoutMs: number,
+  ) {
+    super(params, new FileService(params));
+  }
+
+  protected override async fetch(input: string, init?: RequestInit): Promise<Response> {
+    let response: Response;
+    try {
+      response = await this.fetchResponse(input, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (error) {
+      throw classifyTransportError(error);
+    }
+    if (response.status >= 400) throw await httpFailure(response);
+    return response;
+  }
+}
+
+async function httpFailure(response: Response): Promise<PipelineError> {
+  const body = await response.text().catch(() => "");
+  return new PipelineError(codeForHttpStatus(response.status), {
+    httpStatus: response.status,
+    retryAfterMs: parseRetryAfter(response.headers, Date.now()),
+    detail: `AssemblyAI HTTP ${response.status}: ${errorMessageOf(body)}`,
+  });
+}
+
+function errorMessageOf(body: string): string {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (parsed && typeof parsed === "object" && "error" in parsed && typeof parsed.error === "string") {
+      return parsed.error;
+    }
+  } catch {
+    // Not JSON: fall through to the raw text.
+  }
+  return body.slice(0, 200);
+}
+
+// Parsed leniently: only what we use, and every optional field may be null or absent.
+const UtteranceSchema = z.object({
+  speaker: z.string().nullish(),
+  start: z.number(),
+  end: z.number(),
+  text: z.string(),
+  confidence: z.number().nullish(),
+});
+
+const TranscriptSchema = z.object({
+  id: z.string().regex(TRANSCRIPT_ID_PATTERN),
+  status: z.string(),
+  text: z.string().nullish(),
+  utterances: z.array(UtteranceSchema).nullish(),
+  language_code: z.string().nullish(),
+  language_confidence: z.number().nullish(),
+  audio_duration: z.number().nullish(),
+  error: z.string().nullish(),
+  speech_model_used: z.string().nullish(),
+});
+
+type TranscriptResponse = z.infer<typeof TranscriptSchema>;
+
+function parseTranscript(body: unknown): TranscriptResponse {
+  const parsed = TranscriptSchema.safeParse(body);
+  if (!parsed.success) {
+    throw new PipelineError("provider_bad_response", {
+      detail: `AssemblyAI transcript did not match the expected shape: ${parsed.error.issues[0]?.path.join(".") ?? "?"}`,
+    });
+  }
+  return parsed.data;
+}
+
+export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
+  const service = new ClassifyingTranscriptService(
+    { apiKey: options.apiKey, baseUrl: options.baseUrl ?? DEFAULT_BASE_URL },
+    options.timeoutMs,
+  );
+
+  return {
+    async submit(audioUrl) {
+      const body = await callSdk(() =>
+        service.submit({
+          audio_url: audioUrl,
+          // The SDK's SpeechModel type lags the API's model names; the API takes any listed model.
+          speech_models: options.speechModels as never,
+          speaker_labels: true,
+          language_detection: true,
+        }),
+      );
+      const transcript = parseTranscript(body);
+      return { transcriptId: transcript.id };
+    },
+
+    async check(transcriptId) {
+      if (!TRANSCRIPT_ID_PATTERN.test(transcriptId)) {
+        throw new PipelineError("transcript_not_found", { detail: "stored transcript id is not a valid id" });
+      }
+      try {
+        return toCheck(parseTranscript(await callSdk(() => service.get(transcriptId))));
+      } catch (error) {
+        if (error instanceof PipelineError && error.httpStatus === 404) {
+          throw new PipelineError("transcript_not_found", { httpStatus: 404, detail: error.detail, cause: error });
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+/** Any SDK failure as a PipelineError (a 200 with a non-JSON body surfaces as SyntaxError). */
+async function callSdk<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw classifyTransportError(error);
+  }
+}
+
+function toCheck(transcript: TranscriptResponse): TranscriptCheck {
+  switch (transcript.status) {
+    case "completed":
+      return { state: "completed", transcript: toCompleted(transcript) };
+    case "error": {
+      const providerMessage = transcript.error ?? "";
+      return { state: "error", code: codeForTranscriptError(providerMessage), providerMessage };
+    }
+    case "queued":
+      return { state: "queued" };
+    default:
+      // "processing", and any status added later: keep waiting rather than fail a paid job.
+      return { state: "processing" };
+  }
+}
+
+function toCompleted(transcript: TranscriptResponse): CompletedTranscript {
+  const text = transcript.text ?? "";
+  const utterances: Utterance[] = (transcript.utterances ?? []).map((u) => ({
+    speaker: u.speaker ?? null,
+    startMs: Math.round(u.start),
+    endMs: Math.round(u.end),
+    text: u.text,
+    confidence: u.confidence ?? null,
+  }));
+  return {
+    transcriptId: transcript.id,
+    text,
+    // Speaker labels can come back empty (e.g. a single speaker on some models): keep the text
+    // usable as one unlabelled utterance rather than lose it.
+    utterances: utterances.length > 0 || text.trim() === "" ? utterances : [{ speaker: null, startMs: 0, endMs: 0, text, confidence: null }],
+    languageCode: transcript.language_code ?? null,
+    languageConfidence: transcript.language_confidence ?? null,
+    audioDurationSeconds: transcript.audio_duration ?? null,
+    speechModel: transcript.speech_model_used ?? null,
+  };
+}
+
+/**
+ * A failed job reports only a message; these are the documented/observed families. Anything
+ * unrecognised is `transcription_failed` (retryable: a fresh submission may succeed).
+ */
+export function codeForTranscriptError(message: string): ErrorCode {
+  const text = message.toLowerCase();
+  if (text.includes("no spoken audio") || text.includes("no speech")) return "no_speech_detected";
+  if (text.includes("does not appear to contain audio") || text.includes("transcoding failed")) {
+    return "unsupported_audio_format";
+  }
+  if (text.includes("too short")) return "audio_too_short";
+  if (text.includes("download")) return "audio_download_failed";
+  if (text.includes("language") && (text.includes("not supported") || text.includes("not available"))) {
+    return "language_not_supported";
+  }
+  return "transcription_failed";
+}

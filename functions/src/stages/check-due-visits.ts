@@ -1,0 +1,113 @@
+// Stage: the scheduled checker. Finds visits whose next check is due and moves each one on:
+// transcribing → poll AssemblyAI; pending → (re)submit after a retryable failure or a crashed
+// attempt; summarizing → dispatch summarization again if no attempt is alive. Bounded batch,
+// bounded concurrency, and a time budget so one run never overlaps the next for long.
+
+import { mapWithConcurrency } from "../concurrency.js";
+import { logs } from "../logs.js";
+import type { Pipeline } from "../pipeline.js";
+import { claimKey } from "../store/claims.js";
+import { findDueVisits, parkInvalidVisit, updateVisit } from "../store/visits.js";
+import { addSeconds } from "../visit/backoff.js";
+import { asPipelineError } from "../visit/errors.js";
+import { leaseIsLive } from "../visit/model.js";
+import type { Visit } from "../visit/model.js";
+import { dispatchSummarization } from "./dispatch-summarization.js";
+import { pollTranscript } from "./poll-transcript.js";
+import { submitTranscription } from "./submit-transcription.js";
+
+export interface CheckerReport {
+  due: number;
+  handled: number;
+  outcomes: Record<string, number>;
+  durationMs: number;
+}
+
+// How long one visit's check may take before another checker run may take it over.
+const CHECK_LEASE_SECONDS = 300;
+
+export async function checkDueVisits(p: Pipeline, startedMs: number, deadlineMs: number): Promise<CheckerReport> {
+  const budgetEndsMs = Math.min(deadlineMs, startedMs + p.config.checkTimeBudgetSeconds * 1000);
+  const outcomes: Record<string, number> = {};
+  const seen = new Set<string>();
+  let due = 0;
+
+  while (Date.now() < budgetEndsMs) {
+    const batch = await findDueVisits(p.now(), p.config.checkBatchSize);
+    for (const visitId of batch.invalidIds) {
+      logs.visitDocumentInvalid(visitId);
+      await parkInvalidVisit(visitId, p.now());
+    }
+    // A visit handled in this run whose next check is already due again waits for the next run.
+    const fresh = batch.visits.filter((visit) => !seen.has(visit.id));
+    if (fresh.length === 0) break;
+    due += fresh.length;
+    fresh.forEach((visit) => seen.add(visit.id));
+    const results = await mapWithConcurrency(fresh, p.config.checkConcurrency, (visit) =>
+      Date.now() < budgetEndsMs ? checkVisit(p, visit, deadlineMs) : Promise.resolve("out_of_time"),
+    );
+    for (const outcome of results) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    if (batch.visits.length + batch.invalidIds.length < p.config.checkBatchSize) break;
+  }
+
+  const report = { due, handled: seen.size, outcomes, durationMs: Date.now() - startedMs };
+  logs.checkerRunFinished(report);
+  return report;
+}
+
+/**
+ * One visit's check. The claim key is the due time being served: overlapping checker runs read
+ * the same due time, so exactly one of them gets the visit; pushing the due time out to the end
+ * of the check lease means a crashed check is picked up again later, under a new key.
+ */
+export async function checkVisit(p: Pipeline, visit: Visit, deadlineMs: number): Promise<string> {
+  if (!visit.nextCheckAt) return "not_due";
+  const now = p.now();
+  const claimed = await claimKey({
+    visitId: visit.id,
+    key: `check-${visit.nextCheckAt.getTime()}`,
+    stage: "poll",
+    attempt: visit.checks + 1,
+    owner: p.owner,
+    now,
+    expiresAt: addSeconds(now, CHECK_LEASE_SECONDS),
+  });
+  if (!claimed) return "claimed_elsewhere";
+  const leased = await updateVisit(
+    visit.id,
+    { nextCheckAt: addSeconds(now, CHECK_LEASE_SECONDS) },
+    { now, guard: { statuses: [visit.status] } },
+  );
+  if (!leased.applied) return "superseded";
+
+  try {
+    switch (visit.status) {
+      case "transcribing":
+        return await pollTranscript(p, visit, deadlineMs);
+      case "pending":
+        return await submitTranscription(p, visit.id, deadlineMs);
+      case "summarizing":
+        return await watchSummarization(p, visit);
+      default:
+        // Terminal visits carry no due time; clear a stray one.
+        await updateVisit(visit.id, { nextCheckAt: null }, { now, guard: { statuses: [visit.status] } });
+        return "terminal";
+    }
+  } catch (thrown) {
+    // One visit's failure must not stop the run; the visit is due again after the check lease.
+    logs.checkerVisitFailed(visit.id, asPipelineError(thrown));
+    return "error";
+  }
+}
+
+/** A summarizing visit is due: its attempt is still running, or its task was lost or failed. */
+async function watchSummarization(p: Pipeline, visit: Visit): Promise<string> {
+  const now = p.now();
+  if (leaseIsLive(visit.lease, now)) {
+    await updateVisit(visit.id, { nextCheckAt: visit.lease.expiresAt }, { now, guard: { statuses: ["summarizing"] } });
+    return "summarization_running";
+  }
+  // With no attempts left the summarize stage ends the visit `partial`: that decision lives there.
+  const outcome = await dispatchSummarization(p, visit);
+  return outcome === "dispatched" ? "summarization_redispatched" : outcome;
+}

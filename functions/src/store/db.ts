@@ -1,0 +1,37 @@
+// The Firebase Admin app and Firestore handle, created on first use so that importing the
+// functions (deploy analysis, tests) never touches the network.
+
+import { getApps, initializeApp } from "firebase-admin/app";
+import type { App } from "firebase-admin/app";
+import { getFirestore } from "firebase-admin/firestore";
+import type { Firestore } from "firebase-admin/firestore";
+
+let firestore: Firestore | undefined;
+
+export function adminApp(): App {
+  return getApps()[0] ?? initializeApp();
+}
+
+export function db(): Firestore {
+  if (!firestore) {
+    firestore = getFirestore(adminApp());
+    // Optional fields are written as absent, not as errors.
+    firestore.settings({ ignoreUndefinedProperties: true });
+  }
+  return firestore;
+}
+
+/** Firestore's ALREADY_EXISTS, the signal that a create()-claimed key is taken. */
+export function isAlreadyExists(error: unknown): boolean {
+  return typeof error === "object" && error !== null && "code" in error && (error as { code: unknown }).code === 6;
+}
+
+export const COLLECTIONS = {
+  visits: "visits",
+  actions: "actions",
+} as const;
+
+export const SUBCOLLECTIONS = {
+  artifacts: "artifacts",
+  claims: "claims",
+} as const;

@@ -1,0 +1,175 @@
+// The visit state machine: the only place that knows which status may follow which.
+// Every status write in the pipeline is planned here (pure, time passed in) and applied by
+// store/visits.ts, so an illegal move is an exception, never a silent overwrite.
+
+import type { VisitError } from "./errors.js";
+
+export const VISIT_STATUSES = [
+  "pending",
+  "transcribing",
+  "summarizing",
+  "partial",
+  "completed",
+  "failed",
+] as const;
+export type VisitStatus = (typeof VISIT_STATUSES)[number];
+
+export const TERMINAL_STATUSES: ReadonlySet<VisitStatus> = new Set(["completed", "partial", "failed"]);
+export const PROCESSING_STATUSES: ReadonlySet<VisitStatus> = new Set(["pending", "transcribing", "summarizing"]);
+
+export function isTerminal(status: VisitStatus): boolean {
+  return TERMINAL_STATUSES.has(status);
+}
+
+/**
+ * What happened to a visit. Each event names the status it leads to; the table below names the
+ * statuses it may start from. Events carry what the status write needs, nothing else.
+ */
+export type VisitEvent =
+  | { type: "upload_accepted" }
+  | { type: "upload_rejected"; error: VisitError }
+  | { type: "transcription_submitted"; transcriptId: string }
+  | { type: "transcript_saved" }
+  | { type: "transcription_failed"; error: VisitError }
+  | { type: "summary_saved" }
+  | { type: "summary_failed"; error: VisitError }
+  | { type: "retry_accepted"; resume: ResumeStage };
+
+/** The stage a retry resumes: only the one that failed. */
+export type ResumeStage = "transcription" | "transcript_checkpoint" | "summarization";
+
+type EventType = VisitEvent["type"];
+
+interface TransitionRule {
+  from: readonly (VisitStatus | null)[];
+  to: VisitStatus | ((event: VisitEvent) => VisitStatus);
+}
+
+/**
+ * The allowed transitions. `null` in `from` means "no visit yet". A re-upload after a failure
+ * starts over (failed → pending); a retry resumes from the failed stage; nothing else moves a
+ * visit backwards.
+ */
+const RULES: Record<EventType, TransitionRule> = {
+  upload_accepted: { from: [null, "failed"], to: "pending" },
+  upload_rejected: { from: [null, "failed", "pending"], to: "failed" },
+  transcription_submitted: { from: ["pending"], to: "transcribing" },
+  transcript_saved: { from: ["transcribing"], to: "summarizing" },
+  transcription_failed: { from: ["pending", "transcribing"], to: "failed" },
+  summary_saved: { from: ["summarizing"], to: "completed" },
+  summary_failed: { from: ["summarizing"], to: "partial" },
+  retry_accepted: {
+    from: ["failed", "partial"],
+    to: (event) => (event.type === "retry_accepted" ? statusForResume(event.resume) : "failed"),
+  },
+};
+
+function statusForResume(resume: ResumeStage): VisitStatus {
+  switch (resume) {
+    case "transcription":
+      return "pending";
+    case "transcript_checkpoint":
+      return "transcribing";
+    case "summarization":
+      return "summarizing";
+  }
+}
+
+export class IllegalTransitionError extends Error {
+  readonly code = "illegal_transition";
+  constructor(
+    readonly from: VisitStatus | null,
+    readonly event: EventType,
+  ) {
+    super(`A visit in status ${from ?? "(none)"} cannot take event ${event}`);
+    this.name = "IllegalTransitionError";
+  }
+}
+
+export function canApply(from: VisitStatus | null, event: VisitEvent): boolean {
+  return RULES[event.type].from.includes(from);
+}
+
+export function nextStatus(from: VisitStatus | null, event: VisitEvent): VisitStatus {
+  const rule = RULES[event.type];
+  if (!rule.from.includes(from)) throw new IllegalTransitionError(from, event.type);
+  return typeof rule.to === "function" ? rule.to(event) : rule.to;
+}
+
+/** Timestamp field recording when a visit entered each status. */
+export const STATUS_TIME_FIELD: Record<VisitStatus, string> = {
+  pending: "pendingAt",
+  transcribing: "transcribingAt",
+  summarizing: "summarizingAt",
+  partial: "partialAt",
+  completed: "completedAt",
+  failed: "failedAt",
+};
+
+/** The order in which a visit normally progresses; used to tell a forward move from a backward one. */
+export const STATUS_RANK: Record<VisitStatus, number> = {
+  pending: 0,
+  transcribing: 1,
+  summarizing: 2,
+  partial: 3,
+  completed: 3,
+  failed: 3,
+};
+
+export const HISTORY_LIMIT = 50;
+
+export interface StatusHistoryEntry {
+  status: VisitStatus;
+  event: EventType;
+  at: Date;
+  code: string | null;
+}
+
+export interface PlannedTransition {
+  status: VisitStatus;
+  /** Field values to write (besides timestamps the store adds). Pure data, no Firestore types. */
+  fields: Record<string, unknown>;
+  historyEntry: StatusHistoryEntry;
+}
+
+/**
+ * Plans the status write for an event: the next status, the fields the event sets or clears,
+ * and the history entry. `now` is passed in so the plan is pure and testable.
+ */
+export function planTransition(from: VisitStatus | null, event: VisitEvent, now: Date): PlannedTransition {
+  const status = nextStatus(from, event);
+  const fields: Record<string, unknown> = { status, [STATUS_TIME_FIELD[status]]: now, updatedAt: now };
+  switch (event.type) {
+    case "upload_accepted":
+      fields.error = null;
+      fields.transcriptId = null;
+      fields.summary = null;
+      break;
+    case "transcription_submitted":
+      fields.transcriptId = event.transcriptId;
+      fields.error = null;
+      break;
+    case "transcript_saved":
+    case "summary_saved":
+      fields.error = null;
+      break;
+    case "upload_rejected":
+    case "transcription_failed":
+    case "summary_failed":
+      fields.error = event.error;
+      break;
+    case "retry_accepted":
+      fields.error = null;
+      break;
+  }
+  if (isTerminal(status)) fields.nextCheckAt = null;
+  const code = "error" in event ? event.error.code : null;
+  return { status, fields, historyEntry: { status, event: event.type, at: now, code } };
+}
+
+export function appendHistory(
+  history: readonly StatusHistoryEntry[],
+  entry: StatusHistoryEntry,
+): StatusHistoryEntry[] {
+  return [...history, entry].slice(-HISTORY_LIMIT);
+}
