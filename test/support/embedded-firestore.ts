@@ -1,0 +1,58 @@
+// The Firestore the local runtime talks to: @firestore-emulator/server in this process, or the
+// one FIRESTORE_EMULATOR_HOST already names (e.g. under `firebase emulators:exec`).
+
+import { createRequire } from "node:module";
+import net from "node:net";
+
+export interface FirestoreEndpoint {
+  host: string;
+  embedded: boolean;
+  /** Deletes all data; only possible for the embedded server (it lives in this process). */
+  clear(): void;
+  stop(): Promise<void>;
+}
+
+interface EmbeddedServer {
+  start(port: number): Promise<void>;
+  stop(): void;
+  state: { clear(): void };
+}
+
+// Its ESM build does not resolve under vitest; the CommonJS build does.
+const require = createRequire(import.meta.url);
+
+export async function startFirestore(options: { forceEmbedded?: boolean } = {}): Promise<FirestoreEndpoint> {
+  const existing = process.env.FIRESTORE_EMULATOR_HOST;
+  if (existing && !options.forceEmbedded) {
+    return {
+      host: existing,
+      embedded: false,
+      clear: () => {
+        throw new Error("cannot clear an external Firestore emulator from here");
+      },
+      stop: async () => {},
+    };
+  }
+  const { FirestoreServer } = require("@firestore-emulator/server") as { FirestoreServer: new () => EmbeddedServer };
+  const server = new FirestoreServer();
+  const port = await freePort();
+  await server.start(port);
+  return {
+    host: `127.0.0.1:${port}`,
+    embedded: true,
+    clear: () => server.state.clear(),
+    stop: async () => server.stop(),
+  };
+}
+
+/** The server binds 0.0.0.0 and does not report its port: pick a free one first. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig, tunables } from "../../functions/src/config.js";
+import { PipelineError } from "../../functions/src/visit/errors.js";
+
+describe("loadConfig", () => {
+  it("applies every declared default when nothing is set", () => {
+    const config = loadConfig({});
+    for (const [key, tunable] of Object.entries(tunables)) {
+      expect(config[key as keyof typeof tunables]).toBe(tunable.defaultValue);
+    }
+    expect(config.speechModelList).toEqual(["universal-3-pro", "universal-2"]);
+    expect(config.region).toBe("us-central1");
+    expect(config.assemblyAiBaseUrl).toBeUndefined();
+  });
+
+  it("reads values and strips trailing slashes from provider URLs", () => {
+    const config = loadConfig({ CHECK_BATCH_SIZE: "7", OPENAI_BASE_URL: "http://127.0.0.1:1234/v1/", ASSEMBLYAI_SPEECH_MODELS: "best" });
+    expect(config.checkBatchSize).toBe(7);
+    expect(config.openAiBaseUrl).toBe("http://127.0.0.1:1234/v1");
+    expect(config.speechModelList).toEqual(["best"]);
+  });
+
+  it("names every invalid setting in one config_invalid error", () => {
+    try {
+      loadConfig({ CHECK_BATCH_SIZE: "abc", CHECK_CONCURRENCY: "0", OPENAI_BASE_URL: "ftp://x", FUNCTIONS_REGION: "moon" });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(PipelineError);
+      const detail = (error as PipelineError).detail ?? "";
+      expect((error as PipelineError).code).toBe("config_invalid");
+      for (const name of ["CHECK_BATCH_SIZE", "CHECK_CONCURRENCY", "OPENAI_BASE_URL", "FUNCTIONS_REGION"]) {
+        expect(detail).toContain(name);
+      }
+    }
+  });
+});

@@ -1,0 +1,90 @@
+import { describe, expect, it } from "vitest";
+import { visitError } from "../../functions/src/visit/errors.js";
+import {
+  HISTORY_LIMIT,
+  IllegalTransitionError,
+  VISIT_STATUSES,
+  appendHistory,
+  canApply,
+  nextStatus,
+  planTransition,
+} from "../../functions/src/visit/status.js";
+import type { StatusHistoryEntry, VisitEvent, VisitStatus } from "../../functions/src/visit/status.js";
+
+const failure = visitError("transcription", "transcription_failed");
+const EVENTS: VisitEvent[] = [
+  { type: "upload_accepted" },
+  { type: "upload_rejected", error: visitError("upload", "empty_audio") },
+  { type: "transcription_submitted", transcriptId: "t-1" },
+  { type: "transcript_saved" },
+  { type: "transcription_failed", error: failure },
+  { type: "summary_saved" },
+  { type: "summary_failed", error: visitError("summarization", "summary_refused") },
+  { type: "retry_accepted", resume: "transcription" },
+  { type: "retry_accepted", resume: "transcript_checkpoint" },
+  { type: "retry_accepted", resume: "summarization" },
+];
+
+// The whole table, spelled out: from-status → event → resulting status (absent = illegal).
+const EXPECTED: Record<string, Partial<Record<string, VisitStatus>>> = {
+  "(none)": { upload_accepted: "pending", upload_rejected: "failed" },
+  pending: { upload_rejected: "failed", transcription_submitted: "transcribing", transcription_failed: "failed" },
+  transcribing: { transcript_saved: "summarizing", transcription_failed: "failed" },
+  summarizing: { summary_saved: "completed", summary_failed: "partial" },
+  partial: {
+    "retry_accepted:transcription": "pending",
+    "retry_accepted:transcript_checkpoint": "transcribing",
+    "retry_accepted:summarization": "summarizing",
+  },
+  completed: {},
+  failed: {
+    upload_accepted: "pending",
+    upload_rejected: "failed",
+    "retry_accepted:transcription": "pending",
+    "retry_accepted:transcript_checkpoint": "transcribing",
+    "retry_accepted:summarization": "summarizing",
+  },
+};
+
+function eventKey(event: VisitEvent): string {
+  return event.type === "retry_accepted" ? `${event.type}:${event.resume}` : event.type;
+}
+
+describe("visit state machine", () => {
+  for (const from of [null, ...VISIT_STATUSES] as (VisitStatus | null)[]) {
+    for (const event of EVENTS) {
+      const expected = EXPECTED[from ?? "(none)"]?.[eventKey(event)];
+      it(`${from ?? "(none)"} + ${eventKey(event)} → ${expected ?? "illegal"}`, () => {
+        expect(canApply(from, event)).toBe(expected !== undefined);
+        if (expected) expect(nextStatus(from, event)).toBe(expected);
+        else expect(() => nextStatus(from, event)).toThrow(IllegalTransitionError);
+      });
+    }
+  }
+
+  it("completed is final: no event leaves it", () => {
+    expect(EVENTS.filter((event) => canApply("completed", event))).toEqual([]);
+  });
+
+  it("plans the fields of a transition with the given time", () => {
+    const now = new Date("2026-01-02T03:04:05Z");
+    const plan = planTransition("pending", { type: "transcription_submitted", transcriptId: "t-9" }, now);
+    expect(plan.status).toBe("transcribing");
+    expect(plan.fields).toMatchObject({ status: "transcribing", transcriptId: "t-9", transcribingAt: now, updatedAt: now, error: null });
+    expect(plan.historyEntry).toEqual({ status: "transcribing", event: "transcription_submitted", at: now, code: null });
+  });
+
+  it("records the error and clears the due time when a visit fails", () => {
+    const plan = planTransition("transcribing", { type: "transcription_failed", error: failure }, new Date(0));
+    expect(plan.fields).toMatchObject({ status: "failed", error: failure, nextCheckAt: null });
+    expect(plan.historyEntry.code).toBe("transcription_failed");
+  });
+
+  it("keeps only the latest history entries", () => {
+    const entry: StatusHistoryEntry = { status: "pending", event: "upload_accepted", at: new Date(0), code: null };
+    let history: StatusHistoryEntry[] = [];
+    for (let i = 0; i < HISTORY_LIMIT + 5; i++) history = appendHistory(history, { ...entry, at: new Date(i) });
+    expect(history).toHaveLength(HISTORY_LIMIT);
+    expect(history[0]!.at.getTime()).toBe(5);
+  });
+});
