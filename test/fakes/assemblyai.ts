@@ -469,7 +469,7 @@ function completedFields(params: JsonObject, outcome: TranscriptOutcome): JsonOb
             outcome.kind === "transcript" ? (outcome.languageConfidence ?? DEFAULT_LANGUAGE_CONFIDENCE) : null,
         }
       : {}),
-    speech_model_used: modelServing(params["speech_models"], detection ? language : String(params["language_code"] ?? "en")),
+    speech_model_used: modelServing(params["speech_models"], detection ? language : (typeof params["language_code"] === "string" ? params["language_code"] : "en")),
   };
 }
 

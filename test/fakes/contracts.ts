@@ -221,9 +221,9 @@ function normalizeKeywordValue(key: string, value: unknown, resolve: (ref: strin
  * properties); its code generators read it as "one object with all these properties". So merge.
  */
 function flattenClosedAllOf(schema: JsonObject, resolve: (ref: string) => unknown): JsonObject {
-  const allOf = schema["allOf"];
+  const allOf: unknown = schema["allOf"];
   if (!Array.isArray(allOf)) return schema;
-  const parts = allOf.map((part) => (isRecord(part) && typeof part["$ref"] === "string" ? resolve(part["$ref"]) : part));
+  const parts = (allOf as unknown[]).map((part) => (isRecord(part) && typeof part["$ref"] === "string" ? resolve(part["$ref"]) : part));
   const objectParts = parts.filter(isRecord);
   const closed = schema["additionalProperties"] === false || objectParts.some((p) => p["additionalProperties"] === false);
   if (!closed || objectParts.length !== parts.length || objectParts.some((p) => !isRecord(p["properties"]))) {
@@ -235,7 +235,7 @@ function flattenClosedAllOf(schema: JsonObject, resolve: (ref: string) => unknow
     ...rest,
     type: "object",
     properties: Object.fromEntries(everyPart.flatMap((p) => (isRecord(p["properties"]) ? Object.entries(p["properties"]) : []))),
-    required: [...new Set(everyPart.flatMap((p) => (Array.isArray(p["required"]) ? p["required"] : [])))],
+    required: [...new Set(everyPart.flatMap((p) => (Array.isArray(p["required"]) ? (p["required"] as unknown[]) : [])))],
     additionalProperties: false,
   };
 }

@@ -170,7 +170,9 @@ describe("re-running summarization", () => {
     await runtime.runChecker();
     expect((await readVisit(visitId)).status).toBe("summarizing");
     await Promise.all(
-      Array.from({ length: 4 }, () => runtime.functions.summarizeVisit.run({ data: { visitId, dispatch: 1 } } as never)),
+      Array.from({ length: 4 }, async () => {
+        await runtime.functions.summarizeVisit.run({ data: { visitId, dispatch: 1 } } as never);
+      }),
     );
     runtime.tasks.resume();
     await runtime.tasks.drain();

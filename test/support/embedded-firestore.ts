@@ -30,7 +30,7 @@ export async function startFirestore(options: { forceEmbedded?: boolean } = {}):
       clear: () => {
         throw new Error("cannot clear an external Firestore emulator from here");
       },
-      stop: async () => {},
+      stop: () => Promise.resolve(),
     };
   }
   const { FirestoreServer } = require("@firestore-emulator/server") as { FirestoreServer: new () => EmbeddedServer };
@@ -41,7 +41,7 @@ export async function startFirestore(options: { forceEmbedded?: boolean } = {}):
     host: `127.0.0.1:${port}`,
     embedded: true,
     clear: () => server.state.clear(),
-    stop: async () => server.stop(),
+    stop: () => Promise.resolve(server.stop()),
   };
 }
 

@@ -15,6 +15,7 @@ import { FakeCloudTasks } from "./cloud-tasks.js";
 import { writeLocalServiceAccount } from "./credentials.js";
 import { startFirestore } from "./embedded-firestore.js";
 import type { FirestoreEndpoint } from "./embedded-firestore.js";
+import type * as FunctionsIndex from "../../functions/src/index.js";
 
 export const PROJECT_ID = "demo-visit-pipeline";
 export const BUCKET = `${PROJECT_ID}.appspot.com`;
@@ -50,7 +51,7 @@ export interface UploadInput {
   bucket?: string;
 }
 
-type FunctionsModule = typeof import("../../functions/src/index.js");
+type FunctionsModule = typeof FunctionsIndex;
 
 export interface LocalRuntime {
   functions: FunctionsModule;
@@ -142,7 +143,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
           generation,
           metageneration: "1",
         },
-      } as never);
+      });
     },
     async runChecker() {
       await functions.checkPendingTranscripts.run({ scheduleTime: new Date().toISOString(), jobName: "local-checker" });
@@ -160,13 +161,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       }
       throw new Error(`visits did not settle after ${maxRounds} checker rounds`);
     },
-    async setEnv(env) {
+    setEnv(env) {
       for (const [key, value] of Object.entries(env)) {
         if (value === undefined) delete process.env[key];
         else process.env[key] = value;
       }
       reloadConfig();
       resetPipeline();
+      return Promise.resolve();
     },
     async reset() {
       tasks.resume();

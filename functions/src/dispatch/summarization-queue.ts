@@ -37,6 +37,6 @@ function isTaskAlreadyExists(error: unknown): boolean {
     typeof error === "object" &&
     error !== null &&
     "code" in error &&
-    (error as { code: unknown }).code === "functions/task-already-exists"
+    error.code === "functions/task-already-exists"
   );
 }

@@ -23,7 +23,7 @@ export function sendError(res: Response, requestId: string, error: ApiError): vo
   });
 }
 
-export async function handleApiRequest(req: Request, res: Response): Promise<void> {
+export function handleApiRequest(req: Request, res: Response): void {
   const requestId = randomUUID();
   res.set("X-Request-Id", requestId);
   res.set("Cache-Control", "no-store");

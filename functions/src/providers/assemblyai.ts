@@ -140,8 +140,8 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
       const body = await callSdk(() =>
         service.submit({
           audio_url: audioUrl,
-          // The SDK's SpeechModel type lags the API's model names; the API takes any listed model.
-          speech_models: options.speechModels as never,
+          // Best first; AssemblyAI routes to the first one available for the audio's language.
+          speech_models: options.speechModels,
           speaker_labels: true,
           language_detection: true,
         }),

@@ -158,7 +158,7 @@ export function classifyOpenAiError(error: unknown): PipelineError {
     const quota = error.code === "insufficient_quota" || error.type === "insufficient_quota";
     return new PipelineError(quota ? "provider_quota_exhausted" : codeForHttpStatus(error.status), {
       httpStatus: error.status,
-      retryAfterMs: parseRetryAfter(error.headers, Date.now()),
+      retryAfterMs: parseRetryAfter(error.headers as Headers | undefined, Date.now()),
       detail: `OpenAI HTTP ${error.status} ${error.code ?? error.type ?? ""}`.trim(),
       cause: error,
     });

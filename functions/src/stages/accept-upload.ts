@@ -26,7 +26,7 @@ export type UploadResult =
   | { outcome: "duplicate"; submission: SubmissionOutcome | null };
 
 export async function acceptUpload(p: Pipeline, object: UploadedObject, deadlineMs: number): Promise<UploadResult> {
-  const generation = String(object.generation ?? "");
+  const generation = generationOf(object.generation);
   const parsed = parseVisitUploadPath(object.name);
   if (!parsed.ok) {
     logs.uploadIgnored(parsed.reason, object.bucket, generation);
@@ -77,4 +77,11 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
       logs.uploadAccepted(visitId, audio.contentType, audio.sizeBytes);
       return { outcome: "accepted", submission: await submitTranscription(p, visitId, deadlineMs) };
   }
+}
+
+/** Generations arrive as decimal strings (they exceed 2^53); anything else is treated as missing. */
+function generationOf(value: unknown): string {
+  if (typeof value === "string") return value.trim();
+  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  return "";
 }

@@ -23,7 +23,7 @@ export function db(): Firestore {
 
 /** Firestore's ALREADY_EXISTS, the signal that a create()-claimed key is taken. */
 export function isAlreadyExists(error: unknown): boolean {
-  return typeof error === "object" && error !== null && "code" in error && (error as { code: unknown }).code === 6;
+  return typeof error === "object" && error !== null && "code" in error && error.code === 6;
 }
 
 export const COLLECTIONS = {
