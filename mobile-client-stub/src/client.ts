@@ -1,0 +1,55 @@
+// Everything an app screen needs (sign in, upload, watch, retry) wired to Firebase and fetch; no logic of its own.
+
+import type { StubConfig } from "./config.js";
+import type { VisitView } from "./describe-visit.js";
+import { closeFirebase, initFirebase } from "./firebase.js";
+import { authPort, currentUid, firestoreVisitIdFactory, idTokenProvider, storageUploader, visitDocumentSource } from "./firebase-ports.js";
+import { retryVisit } from "./retry.js";
+import type { RetryOutcome } from "./retry.js";
+import { systemScheduler } from "./scheduler.js";
+import type { Scheduler } from "./scheduler.js";
+import { signIn } from "./sign-in.js";
+import type { SignInMethod, SignedInUser } from "./sign-in.js";
+import { uploadVisitAudio } from "./upload.js";
+import type { UploadOptions, UploadedVisit, VisitAudioFile } from "./upload.js";
+import { watchVisit } from "./watch-visit.js";
+import type { WatchVisitOptions } from "./watch-visit.js";
+
+export interface VisitPipelineClient {
+  /** Signs in with the configured method unless another is given. */
+  signIn(method?: SignInMethod): Promise<SignedInUser>;
+  uploadVisitAudio(file: VisitAudioFile, options?: UploadOptions): Promise<UploadedVisit>;
+  /** Returns a function that stops watching. */
+  watchVisit(visitId: string, onChange: (view: VisitView) => void, options?: WatchVisitOptions): () => void;
+  retryVisit(visitId: string): Promise<RetryOutcome>;
+  /** Releases the SDK's connections (a command-line process cannot exit before). */
+  close(): Promise<void>;
+}
+
+export interface ClientOverrides {
+  fetch?: (url: string, init: RequestInit) => Promise<Response>;
+  scheduler?: Scheduler;
+}
+
+export function createVisitPipelineClient(config: StubConfig, overrides: ClientOverrides = {}): VisitPipelineClient {
+  const firebase = initFirebase(config);
+  const scheduler = overrides.scheduler ?? systemScheduler;
+  const uploadDeps = {
+    uploader: storageUploader(firebase.storage),
+    currentUid: currentUid(firebase.auth),
+    newVisitId: firestoreVisitIdFactory(firebase.db),
+  };
+  const watchDeps = { source: visitDocumentSource(firebase.db), scheduler };
+  const retryTransport = {
+    apiBaseUrl: config.apiBaseUrl,
+    fetch: overrides.fetch ?? ((url: string, init: RequestInit) => fetch(url, init)),
+    getIdToken: idTokenProvider(firebase.auth),
+  };
+  return {
+    signIn: (method = config.signIn) => signIn(authPort(firebase.auth), method),
+    uploadVisitAudio: (file, options) => uploadVisitAudio(uploadDeps, file, options),
+    watchVisit: (visitId, onChange, options) => watchVisit(watchDeps, visitId, onChange, options),
+    retryVisit: (visitId) => retryVisit(retryTransport, visitId),
+    close: () => closeFirebase(firebase),
+  };
+}

@@ -1,0 +1,101 @@
+// The stub restates the pipeline's contract (src/contract.ts) so it can be copied into an app;
+// these checks fail when the restatement drifts from the functions code and the rules.
+
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { tunables } from "../../functions/src/config.js";
+import { ERROR_CODES, visitError } from "../../functions/src/visit/errors.js";
+import type { PipelineStage as FunctionsPipelineStage, VisitError as FunctionsVisitError } from "../../functions/src/visit/errors.js";
+import * as functionsStatus from "../../functions/src/visit/status.js";
+import type { ResumeStage as FunctionsResumeStage, VisitStatus as FunctionsVisitStatus } from "../../functions/src/visit/status.js";
+import { isValidVisitId as functionsIsValidVisitId, parseVisitUploadPath, validateUpload } from "../../functions/src/visit/upload.js";
+import { AUDIO_CONTENT_TYPES } from "../src/audio-file.js";
+import * as stub from "../src/contract.js";
+import type { PipelineStage, ResumeStage, VisitError, VisitStatus } from "../src/contract.js";
+import { VisitErrorSchema } from "../src/visit-document.js";
+
+// Compile-time agreement (checked by `tsc -p mobile-client-stub`): the types are the same sets.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const typesAgree: [
+  Same<VisitStatus, FunctionsVisitStatus>,
+  Same<ResumeStage, FunctionsResumeStage>,
+  Same<PipelineStage, FunctionsPipelineStage>,
+  Same<keyof VisitError, keyof FunctionsVisitError>,
+] = [true, true, true, true];
+
+const storageRules = readFileSync(new URL("../../storage.rules", import.meta.url), "utf8");
+
+describe("contract restated in mobile-client-stub/src/contract.ts", () => {
+  it("has the same type-level view of statuses, stages and the stored error", () => {
+    expect(typesAgree).toEqual([true, true, true, true]);
+  });
+
+  it("lists the statuses of the visit state machine, in order", () => {
+    expect(stub.VISIT_STATUSES).toEqual(functionsStatus.VISIT_STATUSES);
+  });
+
+  it("agrees on which statuses are terminal and which are processing", () => {
+    expect([...stub.TERMINAL_STATUSES].sort()).toEqual([...functionsStatus.TERMINAL_STATUSES].sort());
+    expect([...stub.PROCESSING_STATUSES].sort()).toEqual([...functionsStatus.PROCESSING_STATUSES].sort());
+  });
+
+  it("names the same <status>At time field for every status", () => {
+    expect(stub.STATUS_TIME_FIELD).toEqual(functionsStatus.STATUS_TIME_FIELD);
+  });
+
+  it("accepts every resume stage the state machine accepts, each leading to a processing status", () => {
+    for (const resume of stub.RESUME_STAGES) {
+      const planned = functionsStatus.planTransition("failed", { type: "retry_accepted", resume }, new Date(0));
+      expect(stub.PROCESSING_STATUSES.has(planned.status)).toBe(true);
+    }
+  });
+
+  it("reads the error exactly as the pipeline stores it, for every error code", () => {
+    const stages: FunctionsPipelineStage[] = [...stub.PIPELINE_STAGES];
+    for (const code of Object.keys(ERROR_CODES) as (keyof typeof ERROR_CODES)[]) {
+      for (const stage of stages) {
+        const stored = visitError(stage, code);
+        expect(VisitErrorSchema.parse(stored)).toEqual(stored);
+      }
+    }
+    expect(Object.keys(VisitErrorSchema.shape).sort()).toEqual(Object.keys(visitError("upload", "empty_audio")).sort());
+  });
+
+  it("validates visit ids like the upload trigger", () => {
+    const samples = ["a", "AbC_12-x", "x".repeat(100), "x".repeat(101), "", "__id__", "_id_", "a/b", "a.b", "a b", "é"];
+    for (const visitId of samples) expect(stub.isValidVisitId(visitId), visitId).toBe(functionsIsValidVisitId(visitId));
+  });
+
+  it("uses storage.rules' visit id pattern", () => {
+    const rulePattern = /visitId\.matches\('([^']+)'\)/.exec(storageRules)?.[1];
+    expect(rulePattern).toBe(stub.VISIT_ID_PATTERN.source);
+  });
+
+  it("builds upload paths the upload trigger parses back", () => {
+    const path = stub.visitAudioPath("uid-1", "visit_1", "visit-en.m4a");
+    expect(parseVisitUploadPath(path)).toEqual({ ok: true, path: { uid: "uid-1", visitId: "visit_1", fileName: "visit-en.m4a" } });
+    expect(storageRules).toContain("match /users/{uid}/visits/{visitId}/{fileName}");
+  });
+
+  it("refuses the file names the upload trigger refuses", () => {
+    for (const fileName of ["a.m4a", "with space.m4a", "x".repeat(255), "x".repeat(256), "a\u0001.m4a", ".", ".."]) {
+      const parsed = parseVisitUploadPath(`users/u/visits/v/${fileName}`);
+      expect(stub.isValidFileName(fileName), JSON.stringify(fileName)).toBe(parsed.ok);
+    }
+  });
+
+  it("has the upload size limit of storage.rules and of the MAX_UPLOAD_BYTES default", () => {
+    const factors = /request\.resource\.size <= ([\d\s*]+);/.exec(storageRules)?.[1]?.split("*").map((factor) => Number(factor.trim()));
+    expect(factors?.reduce((product, factor) => product * factor, 1)).toBe(stub.MAX_UPLOAD_BYTES);
+    expect(tunables.maxUploadBytes.defaultValue).toBe(stub.MAX_UPLOAD_BYTES);
+  });
+
+  it("uploads only content types storage.rules and the upload trigger accept", () => {
+    const ruleContentType = /request\.resource\.contentType\.matches\('([^']+)'\)/.exec(storageRules)?.[1];
+    expect(ruleContentType).toBeDefined();
+    for (const contentType of Object.values(AUDIO_CONTENT_TYPES)) {
+      expect(contentType).toMatch(new RegExp(`^${ruleContentType}$`));
+      expect(validateUpload({ contentType, sizeBytes: 1 }, stub.MAX_UPLOAD_BYTES)).toEqual({ ok: true, contentType });
+    }
+  });
+});
