@@ -13,12 +13,17 @@ const read = (file: string) => readFileSync(path.join(root, file), "utf8");
 
 describe("docs/errors.md", () => {
   const rows = new Map(
-    [...read("docs/errors.md").matchAll(/^\| `([a-z_]+)` \| (yes|no) \|/gm)].map((m) => [m[1], m[2] === "yes"]),
+    [...read("docs/errors.md").matchAll(/^\| `([a-z_]+)` \| (yes|no) \| (yes|no) \|/gm)].map((m) => [
+      m[1],
+      { transient: m[2] === "yes", retryable: m[3] === "yes" },
+    ]),
   );
 
-  it("lists every error code with its retryable flag, and no others", () => {
+  it("lists every error code with both retry flags, and no others", () => {
     expect([...rows.keys()].sort()).toEqual(Object.keys(ERROR_CODES).sort());
-    for (const [code, spec] of Object.entries(ERROR_CODES)) expect([code, rows.get(code)]).toEqual([code, spec.retryable]);
+    for (const [code, spec] of Object.entries(ERROR_CODES)) {
+      expect([code, rows.get(code)]).toEqual([code, { transient: spec.transient, retryable: spec.retryable }]);
+    }
   });
 });
 

@@ -4,7 +4,9 @@
 export type PipelineStage = "upload" | "transcription" | "summarization";
 
 interface CodeSpec {
-  /** Whether trying the same call again later can succeed. */
+  /** Whether the same call may succeed if tried again automatically (in-call or next attempt). */
+  transient: boolean;
+  /** Whether the app's retry button can help (stored on the visit as `error.retryable`). */
   retryable: boolean;
   /** What the app may show. Never contains transcript or summary text. */
   message: string;
@@ -12,60 +14,91 @@ interface CodeSpec {
 
 export const ERROR_CODES = {
   // Upload validation: the recording itself is not acceptable. Uploading a new file fixes it.
-  invalid_content_type: { retryable: false, message: "The upload is not an audio file." },
-  empty_audio: { retryable: false, message: "The uploaded recording is empty." },
-  audio_too_large: { retryable: false, message: "The uploaded recording is larger than the allowed size." },
+  invalid_content_type: { transient: false, retryable: false, message: "The upload is not an audio file." },
+  empty_audio: { transient: false, retryable: false, message: "The uploaded recording is empty." },
+  audio_too_large: {
+    transient: false,
+    retryable: false,
+    message: "The uploaded recording is larger than the allowed size.",
+  },
 
   // Transcription outcomes reported by the speech provider.
   audio_download_failed: {
+    transient: true,
     retryable: true,
     message: "The transcription service could not download the recording.",
   },
   unsupported_audio_format: {
+    transient: false,
     retryable: false,
     message: "The recording's format could not be decoded. Please record again.",
   },
-  no_speech_detected: { retryable: false, message: "No speech was found in the recording." },
-  audio_too_short: { retryable: false, message: "The recording is too short to transcribe." },
+  no_speech_detected: { transient: false, retryable: false, message: "No speech was found in the recording." },
+  audio_too_short: { transient: false, retryable: false, message: "The recording is too short to transcribe." },
   language_not_supported: {
+    transient: false,
     retryable: false,
     message: "The language of the recording is not supported.",
   },
-  transcription_failed: { retryable: true, message: "Transcription failed." },
+  transcription_failed: { transient: true, retryable: true, message: "Transcription failed." },
   transcript_not_found: {
+    transient: false,
     retryable: true,
-    message: "The transcription job was not found at the provider; it will be submitted again.",
+    message: "The transcription job was lost at the provider; retrying submits the recording again.",
   },
 
   // Summarization outcomes.
-  summary_refused: { retryable: false, message: "The summary model declined to summarize this visit." },
-  summary_truncated: { retryable: true, message: "The summary was cut off before it was complete." },
-  summary_invalid: { retryable: true, message: "The summary did not match the expected structure." },
-  summary_content_filtered: { retryable: false, message: "The summary was blocked by the content filter." },
-  transcript_empty: { retryable: false, message: "The transcript has no text to summarize." },
+  summary_refused: {
+    transient: false,
+    retryable: true,
+    message: "The summary model declined to summarize this visit.",
+  },
+  summary_truncated: { transient: true, retryable: true, message: "The summary was cut off before it was complete." },
+  summary_invalid: { transient: true, retryable: true, message: "The summary did not match the expected structure." },
+  summary_content_filtered: {
+    transient: false,
+    retryable: false,
+    message: "The summary was blocked by the content filter.",
+  },
+  transcript_empty: { transient: false, retryable: false, message: "The transcript has no text to summarize." },
   transcript_too_long: {
+    transient: false,
     retryable: false,
     message: "The transcript is too long to summarize in one pass.",
   },
 
   // Provider faults, classified by HTTP status and error type.
-  provider_rate_limited: { retryable: true, message: "The provider is rate limiting requests." },
-  provider_unavailable: { retryable: true, message: "The provider is temporarily unavailable." },
-  provider_timeout: { retryable: true, message: "The provider did not answer in time." },
-  provider_network_error: { retryable: true, message: "The provider could not be reached." },
-  provider_bad_response: { retryable: true, message: "The provider sent a response that could not be read." },
-  provider_auth_failed: { retryable: false, message: "The provider rejected the service's credentials." },
-  provider_bad_request: { retryable: false, message: "The provider rejected the request." },
+  provider_rate_limited: { transient: true, retryable: true, message: "The provider is rate limiting requests." },
+  provider_unavailable: { transient: true, retryable: true, message: "The provider is temporarily unavailable." },
+  provider_timeout: { transient: true, retryable: true, message: "The provider did not answer in time." },
+  provider_network_error: { transient: true, retryable: true, message: "The provider could not be reached." },
+  provider_bad_response: {
+    transient: true,
+    retryable: true,
+    message: "The provider sent a response that could not be read.",
+  },
+  // Permanent for automatic retries, but fixed by an operator (key, quota, deploy): the button helps later.
+  provider_auth_failed: {
+    transient: false,
+    retryable: true,
+    message: "The provider rejected the service's credentials.",
+  },
+  provider_bad_request: { transient: false, retryable: true, message: "The provider rejected the request." },
   provider_quota_exhausted: {
-    retryable: false,
+    transient: false,
+    retryable: true,
     message: "The provider account has run out of quota.",
   },
 
   // Pipeline-level outcomes.
-  attempts_exhausted: { retryable: true, message: "The stage failed after every automatic attempt." },
-  deadline_exceeded: { retryable: true, message: "The visit did not finish in the allowed time." },
-  config_invalid: { retryable: false, message: "The service is misconfigured." },
-  internal_error: { retryable: true, message: "An unexpected error occurred." },
+  attempts_exhausted: {
+    transient: false,
+    retryable: true,
+    message: "The stage failed after every automatic attempt.",
+  },
+  deadline_exceeded: { transient: false, retryable: true, message: "The visit did not finish in the allowed time." },
+  config_invalid: { transient: false, retryable: true, message: "The service is misconfigured." },
+  internal_error: { transient: true, retryable: true, message: "An unexpected error occurred." },
 } as const satisfies Record<string, CodeSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -81,28 +114,50 @@ export interface PipelineErrorOptions {
   retryAfterMs?: number;
   /** HTTP status the provider answered with, when there was one. */
   httpStatus?: number;
+  /**
+   * The request may have taken effect although it failed (timeout, reset, 5xx after sending, an
+   * unreadable 2xx). A paid call with an unknown outcome is never repeated blindly.
+   */
+  outcomeUnknown?: boolean;
   cause?: unknown;
 }
 
 export class PipelineError extends Error {
   readonly code: ErrorCode;
-  readonly retryable: boolean;
+  /** Worth trying the same call again automatically. */
+  readonly transient: boolean;
   readonly detail: string | undefined;
   readonly retryAfterMs: number | undefined;
   readonly httpStatus: number | undefined;
+  readonly outcomeUnknown: boolean;
 
   constructor(code: ErrorCode, options: PipelineErrorOptions = {}) {
     super(options.detail ? `${code}: ${options.detail}` : code, { cause: options.cause });
     this.name = "PipelineError";
     this.code = code;
-    this.retryable = ERROR_CODES[code].retryable;
+    this.transient = ERROR_CODES[code].transient;
     this.detail = options.detail === undefined ? undefined : sanitizeDetail(options.detail);
     this.retryAfterMs = options.retryAfterMs;
     this.httpStatus = options.httpStatus;
+    this.outcomeUnknown = options.outcomeUnknown ?? false;
+  }
+
+  /** The same error, marked as possibly having taken effect. */
+  withOutcomeUnknown(): PipelineError {
+    return new PipelineError(this.code, {
+      detail: this.detail,
+      retryAfterMs: this.retryAfterMs,
+      httpStatus: this.httpStatus,
+      outcomeUnknown: true,
+      cause: this.cause,
+    });
   }
 }
 
-/** The error as stored on the visit for the app: stage, stable code, our own message, retryable. */
+/**
+ * The error as stored on the visit for the app: stage, stable code, our own message, and
+ * whether the retry button can help.
+ */
 export interface VisitError {
   stage: PipelineStage;
   code: ErrorCode;
