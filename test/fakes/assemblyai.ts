@@ -68,6 +68,15 @@ export type TranscriptOutcome =
   | { kind: "empty" }
   | { kind: "error"; error: string };
 
+export interface JobRecord {
+  id: string;
+  audioUrl: string;
+  createdAt: number;
+  /** When the job reaches its final status (completed, or error). */
+  finishesAt: number;
+  outcome: TranscriptOutcome["kind"];
+}
+
 interface AudioRegistration {
   match: string | RegExp;
   outcome: TranscriptOutcome;
@@ -175,6 +184,17 @@ export class FakeAssemblyAI {
 
   submittedBodies(): unknown[] {
     return [...this.jobs.values()].map((job) => job.params);
+  }
+
+  /** Every job created, with when it finished (or will finish) and how — for invariant checks. */
+  jobRecords(): JobRecord[] {
+    return [...this.jobs.values()].map((job) => ({
+      id: job.id,
+      audioUrl: job.audioUrl,
+      createdAt: job.createdAt,
+      finishesAt: job.createdAt + job.queuedMs + job.processingMs,
+      outcome: job.outcome.kind,
+    }));
   }
 
   /** Jobs whose audio_url pathname (decoded) contains `match`, or matches it, end with `outcome`. First match wins. */

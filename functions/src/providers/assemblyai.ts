@@ -6,7 +6,8 @@ import { FileService, TranscriptService } from "assemblyai";
 import { z } from "zod";
 import { PipelineError } from "../visit/errors.js";
 import type { ErrorCode } from "../visit/errors.js";
-import { classifyTransportError, codeForHttpStatus, parseRetryAfter } from "./http-errors.js";
+import { createHash } from "node:crypto";
+import { certainlyNotCreated, classifyTransportError, codeForHttpStatus, parseRetryAfter } from "./http-errors.js";
 
 export interface Utterance {
   speaker: string | null;
@@ -31,17 +32,25 @@ export type TranscriptCheck =
   | { state: "completed"; transcript: CompletedTranscript }
   | { state: "error"; code: ErrorCode; providerMessage: string };
 
-export interface TranscriptListing {
-  transcriptId: string;
-  status: string;
-  audioUrl: string;
-}
-
 export interface SpeechToText {
-  /** Starts a transcription job. Paid: never call twice for one claimed attempt. */
+  /**
+   * Starts a transcription job. Paid, and AssemblyAI has no idempotency key: a failure whose
+   * outcome is unknown (timeout, reset, 5xx) is thrown with `outcomeUnknown` set and must not be
+   * repeated blindly — look for the job with findTranscriptByAudioUrl first.
+   */
   submit(audioUrl: string): Promise<{ transcriptId: string }>;
   /** Reads a job's state. Free and idempotent. */
   check(transcriptId: string): Promise<TranscriptCheck>;
+  /**
+   * Finds a job created since `since` whose audio URL hashes (SHA-256, hex) to one of
+   * `audioUrlHashes` — the job an interrupted submission may have created. Pages back through
+   * the account's transcript list, newest first, for a bounded number of pages.
+   */
+  findTranscriptByAudioUrl(audioUrlHashes: ReadonlySet<string>, since: Date): Promise<string | null>;
+}
+
+export function audioUrlHash(audioUrl: string): string {
+  return createHash("sha256").update(audioUrl).digest("hex");
 }
 
 export interface AssemblyAiOptions {
@@ -137,18 +146,24 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
 
   return {
     async submit(audioUrl) {
-      const body = await callSdk(() =>
-        service.submit({
-          audio_url: audioUrl,
-          // Best first; AssemblyAI routes to the first one available for the audio's language.
-          speech_models: options.speechModels,
-          speaker_labels: true,
-          language_detection: true,
-        }),
-      );
-      const transcript = parseTranscript(body);
-      return { transcriptId: transcript.id };
+      try {
+        const body = await callSdk(() =>
+          service.submit({
+            audio_url: audioUrl,
+            // Best first; AssemblyAI routes to the first one available for the audio's language.
+            speech_models: options.speechModels,
+            speaker_labels: true,
+            language_detection: true,
+          }),
+        );
+        return { transcriptId: parseTranscript(body).id };
+      } catch (thrown) {
+        const error = classifyTransportError(thrown);
+        throw certainlyNotCreated(error) ? error : error.withOutcomeUnknown();
+      }
     },
+
+    findTranscriptByAudioUrl: (hashes, since) => findByAudioUrl(service, hashes, since),
 
     async check(transcriptId) {
       if (!TRANSCRIPT_ID_PATTERN.test(transcriptId)) {
@@ -164,6 +179,59 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
       }
     },
   };
+}
+
+const ListSchema = z.object({
+  transcripts: z.array(
+    z.object({
+      id: z.string(),
+      audio_url: z.string().nullish(),
+      // The SDK turns `created` into a Date (parsed as local time; Cloud Functions run in UTC).
+      created: z.union([z.date(), z.string()]).nullish(),
+      status: z.string().nullish(),
+    }),
+  ),
+});
+
+// Bounded look-back: 5 pages of 200 jobs. Recovery runs within minutes of the interrupted
+// submission, so the job is near the top of the list unless the account is very busy.
+const RECOVERY_PAGES = 5;
+const RECOVERY_PAGE_SIZE = 200;
+// AssemblyAI's `created` is UTC without a zone designator; allow for clock skew.
+const RECOVERY_SKEW_MS = 10 * 60 * 1000;
+
+async function findByAudioUrl(
+  service: ClassifyingTranscriptService,
+  hashes: ReadonlySet<string>,
+  since: Date,
+): Promise<string | null> {
+  let beforeId: string | undefined;
+  for (let page = 0; page < RECOVERY_PAGES; page++) {
+    const body = await callSdk(() =>
+      service.list({ limit: RECOVERY_PAGE_SIZE, ...(beforeId ? { before_id: beforeId } : {}) }),
+    );
+    const parsed = ListSchema.safeParse(body);
+    if (!parsed.success) throw new PipelineError("provider_bad_response", { detail: "transcript list shape" });
+    const items = parsed.data.transcripts;
+    // A job that already failed is not worth adopting; submitting again is the right move then.
+    const match = items.find(
+      (item) => item.status !== "error" && item.audio_url && hashes.has(audioUrlHash(item.audio_url)),
+    );
+    if (match) return match.id;
+    const oldest = items.at(-1);
+    if (!oldest || items.length < RECOVERY_PAGE_SIZE || createdBefore(oldest.created, since)) return null;
+    beforeId = oldest.id;
+  }
+  return null;
+}
+
+function createdBefore(created: Date | string | null | undefined, since: Date): boolean {
+  if (!created) return false;
+  const ms =
+    created instanceof Date
+      ? created.getTime()
+      : Date.parse(/[zZ]|[+-]\d\d:\d\d$/.test(created) ? created : `${created}Z`);
+  return !Number.isNaN(ms) && ms < since.getTime() - RECOVERY_SKEW_MS;
 }
 
 /** Any SDK failure as a PipelineError (a 200 with a non-JSON body surfaces as SyntaxError). */

@@ -28,6 +28,30 @@ export function parseRetryAfter(headers: Headers | undefined, nowMs: number): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
 }
 
+// Connection errors that happen before a request is sent: the provider never saw it.
+const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
+
+/** True when the failed request certainly did not reach the provider. */
+export function requestNeverSent(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && NOT_SENT_CODES.has(code)) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+/**
+ * Whether a failed create-style request certainly made nothing at the provider: it was refused
+ * (4xx, including 429) or unavailable (503), or it never left this machine. Anything else — a
+ * timeout, a reset, a 500/502/504, an unreadable success — may have created the resource.
+ */
+export function certainlyNotCreated(error: PipelineError): boolean {
+  if (error.httpStatus !== undefined) return error.httpStatus === 503 || (error.httpStatus >= 400 && error.httpStatus < 500);
+  return error.code === "provider_network_error" && requestNeverSent(error.cause);
+}
+
 /**
  * A failure below HTTP: the request timed out (our AbortSignal), the connection failed or was
  * reset, or the body was not JSON.

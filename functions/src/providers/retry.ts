@@ -17,11 +17,15 @@ export interface RetryPolicy {
   attemptTimeoutMs: number;
 }
 
-export const DEFAULT_RETRY: Omit<RetryPolicy, "deadlineMs" | "attemptTimeoutMs"> = {
-  retries: 3,
-  minDelayMs: 500,
-  maxDelayMs: 8_000,
-};
+/** The usual policy: `retries` retries starting at `minDelayMs`, doubling, at most 16× that. */
+export function retryPolicy(options: {
+  retries: number;
+  minDelayMs: number;
+  deadlineMs: number;
+  attemptTimeoutMs: number;
+}): RetryPolicy {
+  return { ...options, maxDelayMs: Math.max(options.minDelayMs * 16, 1) };
+}
 
 export interface RetryObserver {
   onRetry?(error: PipelineError, attempt: number, delayMs: number): void;
@@ -41,7 +45,8 @@ export async function withRetries<T>(
           return await call(attempt);
         } catch (error) {
           const failure = asPipelineError(error);
-          if (!failure.retryable) throw new AbortError(failure);
+          // A paid call that may have taken effect is never repeated blindly.
+          if (!failure.transient || failure.outcomeUnknown) throw new AbortError(failure);
           throw failure;
         }
       },
@@ -53,12 +58,12 @@ export async function withRetries<T>(
         randomize: true,
         shouldRetry: ({ error }) => {
           const failure = asPipelineError(error);
-          return failure.retryable && fitsBeforeDeadline(Math.max(failure.retryAfterMs ?? 0, policy.minDelayMs));
+          return failure.transient && fitsBeforeDeadline(Math.max(failure.retryAfterMs ?? 0, policy.minDelayMs));
         },
         onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
           const failure = asPipelineError(error);
           const retryAfterMs = failure.retryAfterMs ?? 0;
-          if (!failure.retryable || retriesLeft === 0 || !fitsBeforeDeadline(retryAfterMs)) return;
+          if (!failure.transient || retriesLeft === 0 || !fitsBeforeDeadline(retryAfterMs)) return;
           observer.onRetry?.(failure, attemptNumber, retryAfterMs);
           // p-retry's own backoff follows; waiting out Retry-After first keeps us at or past it.
           if (retryAfterMs > 0) await sleep(retryAfterMs);
