@@ -1,0 +1,297 @@
+// Provider outage circuit breaker shared by all instances: state in Firestore, probes claimed with create().
+
+import { FieldValue, Timestamp } from "firebase-admin/firestore";
+import type { DocumentReference } from "firebase-admin/firestore";
+import { z } from "zod";
+import type { Config } from "../config.js";
+import type { ErrorCode, PipelineError } from "../visit/errors.js";
+import { db, isAlreadyExists } from "./db.js";
+
+export type ProviderName = "assemblyai" | "openai";
+export type BreakerStateName = "closed" | "open" | "half_open";
+
+export interface BreakerSettings {
+  failureThreshold: number;
+  windowSeconds: number;
+  cooldownSeconds: number;
+  /** a probe that neither succeeds nor fails within this long is presumed dead and another probe may start */
+  probeLeaseSeconds: number;
+  /** how long acquire() may reuse a state it read (per instance), to avoid a Firestore read per provider call; default 2000 */
+  cacheMs?: number;
+}
+
+export interface BreakerState {
+  provider: ProviderName;
+  state: BreakerStateName;
+  failures: number;
+  windowStartedAt: Date | null;
+  openedAt: Date | null;
+  openUntil: Date | null;
+  updatedAt: Date | null;
+}
+
+export type BreakerDecision = { allowed: true; probe: boolean } | { allowed: false; retryAt: Date };
+
+export interface OutageBreaker {
+  /** Ask before a provider call. Closed → allowed. Open and cooling down → { allowed:false, retryAt: openUntil }. Cooldown over → the first caller to claim the probe gets { allowed:true, probe:true } and the state becomes half_open; everyone else gets { allowed:false, retryAt: now + probeLeaseSeconds }. */
+  acquire(provider: ProviderName, now: Date): Promise<BreakerDecision>;
+  /** After a successful call. A probe's success closes the breaker (and resets counts). For a non-probe call in the closed state this must be cheap: no Firestore write. */
+  recordSuccess(provider: ProviderName, now: Date, probe: boolean): Promise<void>;
+  /** After a failed call. Only failures for which countsTowardOutage(error) is true are recorded. A probe's failure re-opens for another cooldown. In the closed state, failures are counted in a fixed window starting at the first failure; reaching failureThreshold opens the breaker. */
+  recordFailure(provider: ProviderName, now: Date, probe: boolean, error: PipelineError): Promise<void>;
+  /** Current state for health/ops (no cache). */
+  state(provider: ProviderName): Promise<BreakerState>;
+}
+
+/** The breaker's transitions worth logging; the caller wires them to logs. */
+export interface BreakerObserver {
+  opened(provider: ProviderName, failures: number, untilMs: number): void;
+  closed(provider: ProviderName): void;
+  probeStarted(provider: ProviderName): void;
+}
+
+const BREAKERS = "breakers";
+const PROBES = "probes";
+const OPENINGS = "openings";
+const DEFAULT_CACHE_MS = 2000;
+const DEFAULT_PROBE_LEASE_SECONDS = 60;
+// Time between a probe's request timing out and its outcome being recorded.
+const PROBE_REPORT_MARGIN_SECONDS = 30;
+
+const OUTAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "provider_unavailable",
+  "provider_timeout",
+  "provider_network_error",
+  "provider_bad_response",
+  "provider_rate_limited",
+]);
+
+/** Outage-like failures. Auth, bad request, quota, content and job errors say the provider is up. */
+export function countsTowardOutage(error: PipelineError): boolean {
+  return OUTAGE_CODES.has(error.code);
+}
+
+export function breakerSettingsFrom(config: Config): BreakerSettings {
+  const longestRequestSeconds = Math.max(config.assemblyAiTimeoutSeconds, config.openAiTimeoutSeconds);
+  return {
+    failureThreshold: config.breakerFailureThreshold,
+    windowSeconds: config.breakerWindowSeconds,
+    cooldownSeconds: config.breakerCooldownSeconds,
+    // A probe still waiting on its request must not be presumed dead, or two live probes would run.
+    probeLeaseSeconds: Math.max(DEFAULT_PROBE_LEASE_SECONDS, longestRequestSeconds + PROBE_REPORT_MARGIN_SECONDS),
+  };
+}
+
+/** The document as stored: the public state plus what the probe claims need. */
+interface StoredBreaker extends BreakerState {
+  /** Probes started in this open period; the next probe's claim key is built from it. */
+  probesStarted: number;
+  /** Until when the running probe may still report; after it a replacement may start. */
+  probeLeaseUntil: Date | null;
+}
+
+const DateField = z
+  .instanceof(Timestamp)
+  .transform((timestamp) => timestamp.toDate())
+  .nullish()
+  .transform((value) => value ?? null);
+
+// Failure counting merges only its own fields, so a document may lack `state`: that is closed.
+const BreakerDocSchema = z.object({
+  state: z.enum(["closed", "open", "half_open"]).default("closed"),
+  failures: z.number().default(0),
+  windowStartedAt: DateField,
+  openedAt: DateField,
+  openUntil: DateField,
+  updatedAt: DateField,
+  probesStarted: z.number().default(0),
+  probeLeaseUntil: DateField,
+});
+
+function breakerRef(provider: ProviderName): DocumentReference {
+  return db().collection(BREAKERS).doc(provider);
+}
+
+function addSeconds(date: Date, seconds: number): Date {
+  return new Date(date.getTime() + seconds * 1000);
+}
+
+async function readStored(provider: ProviderName): Promise<StoredBreaker> {
+  const snapshot = await breakerRef(provider).get();
+  const parsed = BreakerDocSchema.safeParse(snapshot.data() ?? {});
+  if (!parsed.success) throw new Error(`breaker document ${BREAKERS}/${provider} is invalid: ${parsed.error.message}`);
+  return { provider, ...parsed.data };
+}
+
+function publicState(stored: StoredBreaker): BreakerState {
+  const { provider, state, failures, windowStartedAt, openedAt, openUntil, updatedAt } = stored;
+  return { provider, state, failures, windowStartedAt, openedAt, openUntil, updatedAt };
+}
+
+const CLAIM_PROBE = "claim_probe";
+
+/** What the stored state says about a call now, or that a probe may be claimed. */
+function decide(stored: StoredBreaker, now: Date, settings: BreakerSettings): BreakerDecision | typeof CLAIM_PROBE {
+  if (stored.state === "closed") return { allowed: true, probe: false };
+  if (stored.openUntil && now < stored.openUntil) return { allowed: false, retryAt: stored.openUntil };
+  if (stored.state === "half_open" && stored.probeLeaseUntil && now < stored.probeLeaseUntil) {
+    return { allowed: false, retryAt: addSeconds(now, settings.probeLeaseSeconds) };
+  }
+  return CLAIM_PROBE;
+}
+
+/** The open period (openedAt) and the probe's number in it: each can be claimed exactly once. */
+function probeKey(stored: StoredBreaker): string {
+  return `${stored.openedAt?.getTime() ?? 0}-${stored.probesStarted}`;
+}
+
+function closedFields(provider: ProviderName, now: Date) {
+  return {
+    provider,
+    state: "closed",
+    failures: 0,
+    windowStartedAt: null,
+    openedAt: null,
+    openUntil: null,
+    probesStarted: 0,
+    probeLeaseUntil: null,
+    updatedAt: now,
+  };
+}
+
+function openFields(provider: ProviderName, now: Date, failures: number, openUntil: Date) {
+  return { provider, state: "open", failures, openedAt: now, openUntil, probesStarted: 0, probeLeaseUntil: null, updatedAt: now };
+}
+
+interface CachedRead {
+  stored: StoredBreaker;
+  readAtMs: number;
+}
+
+export function createFirestoreBreaker(settings: BreakerSettings, observer?: BreakerObserver): OutageBreaker {
+  const cacheMs = settings.cacheMs ?? DEFAULT_CACHE_MS;
+  const cache = new Map<ProviderName, CachedRead>();
+
+  async function readFresh(provider: ProviderName): Promise<StoredBreaker> {
+    const stored = await readStored(provider);
+    cache.set(provider, { stored, readAtMs: Date.now() });
+    return stored;
+  }
+
+  function cached(provider: ProviderName): StoredBreaker | undefined {
+    const entry = cache.get(provider);
+    return entry && Date.now() - entry.readAtMs < cacheMs ? entry.stored : undefined;
+  }
+
+  /** Commits a write, forgetting the cached state whatever the outcome: it may be stale now. */
+  async function commitWrite(provider: ProviderName, write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } finally {
+      cache.delete(provider);
+    }
+  }
+
+  /**
+   * The claim and the half_open state go in one commit with the create() first: on the embedded
+   * emulator (writes applied one by one) a lost claim then writes nothing, and on Firestore the
+   * commit is atomic. A claimer that read an older probesStarted tries a key already taken.
+   */
+  async function claimProbe(provider: ProviderName, stored: StoredBreaker, now: Date): Promise<BreakerDecision> {
+    const leaseUntil = addSeconds(now, settings.probeLeaseSeconds);
+    const ref = breakerRef(provider);
+    const batch = db().batch();
+    batch.create(ref.collection(PROBES).doc(probeKey(stored)), { openedAt: stored.openedAt, claimedAt: now, leaseUntil });
+    batch.set(
+      ref,
+      { provider, state: "half_open", probesStarted: stored.probesStarted + 1, probeLeaseUntil: leaseUntil, updatedAt: now },
+      { merge: true },
+    );
+    try {
+      await commitWrite(provider, () => batch.commit());
+    } catch (error) {
+      if (isAlreadyExists(error)) return { allowed: false, retryAt: leaseUntil };
+      throw error;
+    }
+    observer?.probeStarted(provider);
+    return { allowed: true, probe: true };
+  }
+
+  async function acquire(provider: ProviderName, now: Date): Promise<BreakerDecision> {
+    const reused = cached(provider);
+    if (reused) {
+      const decision = decide(reused, now, settings);
+      if (decision !== CLAIM_PROBE) return decision;
+    }
+    // A probe is only claimed against fresh state, so a stale cache cannot start one for a period
+    // another instance has already closed.
+    const stored = await readFresh(provider);
+    const decision = decide(stored, now, settings);
+    return decision === CLAIM_PROBE ? claimProbe(provider, stored, now) : decision;
+  }
+
+  async function recordSuccess(provider: ProviderName, now: Date, probe: boolean): Promise<void> {
+    // Only a probe changes anything: ordinary successes leave counting to the fixed window.
+    if (!probe) return;
+    const stored = await readStored(provider);
+    if (stored.state === "closed") return;
+    await commitWrite(provider, () => breakerRef(provider).set(closedFields(provider, now)));
+    observer?.closed(provider);
+  }
+
+  async function reopen(provider: ProviderName, stored: StoredBreaker, now: Date): Promise<void> {
+    // Another report (e.g. of a probe presumed dead) already re-opened it for a fresh cooldown.
+    if (stored.state === "open" && stored.openUntil && now < stored.openUntil) return;
+    const failures = stored.failures + 1;
+    const openUntil = addSeconds(now, settings.cooldownSeconds);
+    await commitWrite(provider, () => breakerRef(provider).set(openFields(provider, now, failures, openUntil), { merge: true }));
+    observer?.opened(provider, failures, openUntil.getTime());
+  }
+
+  /**
+   * Opening is claimed per window with create(), so concurrent failures that all reach the
+   * threshold open (and report) it once, and a late writer cannot restart an open period.
+   */
+  async function openAtThreshold(provider: ProviderName, now: Date, failures: number, windowStartedAt: Date): Promise<void> {
+    const openUntil = addSeconds(now, settings.cooldownSeconds);
+    const ref = breakerRef(provider);
+    const batch = db().batch();
+    batch.create(ref.collection(OPENINGS).doc(String(windowStartedAt.getTime())), { openedAt: now, failures });
+    batch.set(ref, { ...openFields(provider, now, failures, openUntil), windowStartedAt }, { merge: true });
+    try {
+      await commitWrite(provider, () => batch.commit());
+    } catch (error) {
+      if (isAlreadyExists(error)) return;
+      throw error;
+    }
+    observer?.opened(provider, failures, openUntil.getTime());
+  }
+
+  /**
+   * Counts in a fixed window. Only the counting fields are written (never `state`), so a count
+   * racing with an opening cannot close the breaker; concurrent counts may be approximate.
+   */
+  async function countFailure(provider: ProviderName, stored: StoredBreaker, now: Date): Promise<void> {
+    const windowStart = stored.windowStartedAt;
+    const inWindow = windowStart !== null && now.getTime() < addSeconds(windowStart, settings.windowSeconds).getTime();
+    const failures = inWindow ? stored.failures + 1 : 1;
+    const windowStartedAt = inWindow ? windowStart : now;
+    if (failures >= settings.failureThreshold) return openAtThreshold(provider, now, failures, windowStartedAt);
+    const counted = inWindow ? { failures: FieldValue.increment(1) } : { failures: 1, windowStartedAt };
+    await commitWrite(provider, () => breakerRef(provider).set({ provider, ...counted, updatedAt: now }, { merge: true }));
+  }
+
+  async function recordFailure(provider: ProviderName, now: Date, probe: boolean, error: PipelineError): Promise<void> {
+    if (!countsTowardOutage(error)) return;
+    const stored = await readStored(provider);
+    if (stored.state === "closed") return countFailure(provider, stored, now);
+    if (probe) return reopen(provider, stored, now);
+    // A call let through before the breaker opened: the outage is already known.
+  }
+
+  async function state(provider: ProviderName): Promise<BreakerState> {
+    return publicState(await readStored(provider));
+  }
+
+  return { acquire, recordSuccess, recordFailure, state };
+}
