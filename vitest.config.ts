@@ -6,6 +6,8 @@ export default defineConfig({
     // Each test file runs in its own process with its own embedded Firestore and fakes.
     pool: "forks",
     testTimeout: 60_000,
+    // The functions log every step as JSON; show it only for tests that fail.
+    silent: "passed-only",
     hookTimeout: 60_000,
     env: {
       // onObjectFinalized needs a default bucket at import time (ESM imports are hoisted, so

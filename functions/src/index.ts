@@ -84,5 +84,9 @@ export const summarizeVisit = onTaskDispatched<SummarizeTask>(
   },
 );
 
-/** The app-facing HTTPS API (see docs/api.md). */
-export const api = onRequest({ timeoutSeconds: TIMEOUTS.api, memory: "256MiB", invoker: "public" }, handleApiRequest);
+/** The app-facing HTTPS API: the retry button and a health check (see docs/api.md). */
+export const api = onRequest(
+  // A retry may check or resubmit the recording at AssemblyAI within the request.
+  { secrets: [assemblyAiApiKey], timeoutSeconds: TIMEOUTS.api, memory: "256MiB", invoker: "public" },
+  handleApiRequest,
+);

@@ -5,17 +5,19 @@
 import { logger } from "firebase-functions";
 import type { PipelineError } from "./visit/errors.js";
 import type { VisitStatus } from "./visit/status.js";
+import { notifyLog } from "./runtime-hooks.js";
 
 type Fields = Record<string, string | number | boolean | null | undefined | Record<string, number>>;
 
 function emit(severity: "debug" | "info" | "warn" | "error", event: string, fields: Fields): void {
   logger[severity](event, { event, ...fields });
+  notifyLog({ severity, event, fields });
 }
 
 function errorFields(error: PipelineError): Fields {
   return {
     code: error.code,
-    retryable: error.retryable,
+    transient: error.transient,
     httpStatus: error.httpStatus,
     retryAfterMs: error.retryAfterMs,
     detail: error.detail,
@@ -40,6 +42,10 @@ export const logs = {
     emit("info", "transcription_submitted", { visitId, transcriptId, attempt, durationMs }),
   transcriptionSubmitFailed: (visitId: string, attempt: number, error: PipelineError, willRetry: boolean) =>
     emit(willRetry ? "warn" : "error", "transcription_submit_failed", { visitId, attempt, willRetry, ...errorFields(error) }),
+  submissionRecoveryChecked: (visitId: string, suspects: number, found: boolean) =>
+    emit("warn", "submission_recovery_checked", { visitId, suspects, found }),
+  workDeferredForOutage: (visitId: string, provider: string, retryAt: Date) =>
+    emit("warn", "work_deferred_provider_outage", { visitId, provider, retryAt: retryAt.toISOString() }),
   transcriptPending: (visitId: string, state: string, checks: number, nextCheckInSeconds: number) =>
     emit("debug", "transcript_pending", { visitId, state, checks, nextCheckInSeconds }),
   transcriptCheckFailed: (visitId: string, error: PipelineError, nextCheckInSeconds: number) =>
@@ -65,8 +71,23 @@ export const logs = {
   summarizationFailed: (visitId: string, attempt: number, error: PipelineError, final: boolean) =>
     emit(final ? "error" : "warn", "summarization_failed", { visitId, attempt, final, ...errorFields(error) }),
 
-  providerRetry: (provider: string, operation: string, error: PipelineError, attempt: number, retryAfterMs: number) =>
-    emit("warn", "provider_retry", { provider, operation, attempt, waitMs: retryAfterMs, ...errorFields(error) }),
+  providerRetry: (
+    visitId: string,
+    provider: string,
+    operation: string,
+    error: PipelineError,
+    attempt: number,
+    retryAfterMs: number,
+  ) => emit("warn", "provider_retry", { visitId, provider, operation, attempt, waitMs: retryAfterMs, ...errorFields(error) }),
+  breakerOpened: (provider: string, failures: number, until: Date) =>
+    emit("error", "provider_breaker_opened", { provider, failures, until: until.toISOString() }),
+  breakerClosed: (provider: string) => emit("info", "provider_breaker_closed", { provider }),
+  breakerProbeStarted: (provider: string) => emit("info", "provider_breaker_probe", { provider }),
+  retryAccepted: (visitId: string, retryCount: number, resumedStage: string) =>
+    emit("info", "retry_accepted", { visitId, retryCount, resumedStage }),
+  retryRejected: (visitId: string, code: string) => emit("info", "retry_rejected", { visitId, code }),
+  apiRequestFailed: (requestId: string, route: string, detail: string) =>
+    emit("error", "api_request_failed", { requestId, route, detail }),
   staleWriteRejected: (visitId: string, stage: string, attempt: number, reason: string) =>
     emit("warn", "stale_write_rejected", { visitId, stage, attempt, reason }),
   visitDocumentInvalid: (visitId: string) => emit("error", "visit_document_invalid", { visitId }),

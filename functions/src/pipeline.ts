@@ -12,7 +12,11 @@ import { createAssemblyAi } from "./providers/assemblyai.js";
 import type { SpeechToText } from "./providers/assemblyai.js";
 import { createOpenAi } from "./providers/openai.js";
 import type { Summarizer } from "./providers/openai.js";
+import { currentTime } from "./runtime-hooks.js";
+import { breakerSettingsFrom, createFirestoreBreaker } from "./store/breaker.js";
+import type { OutageBreaker } from "./store/breaker.js";
 import { adminApp } from "./store/db.js";
+import { logs } from "./logs.js";
 import { PipelineError } from "./visit/errors.js";
 import type { AudioRef } from "./visit/model.js";
 
@@ -23,6 +27,8 @@ export interface Pipeline {
   owner: string;
   speech(): SpeechToText;
   summarizer(): Summarizer;
+  /** The provider outage breaker shared by all instances (state in Firestore). */
+  breaker(): OutageBreaker;
   signAudioUrl(audio: AudioRef, expiresAt: Date): Promise<string>;
   enqueueSummarization(task: SummarizeTask): Promise<EnqueueResult>;
 }
@@ -38,9 +44,14 @@ export const TIMEOUTS = {
 export function createPipeline(config: Config = getConfig()): Pipeline {
   let speech: SpeechToText | undefined;
   let summarizer: Summarizer | undefined;
+  const breaker = createFirestoreBreaker(breakerSettingsFrom(config), {
+    opened: (provider, failures, untilMs) => logs.breakerOpened(provider, failures, new Date(untilMs)),
+    closed: (provider) => logs.breakerClosed(provider),
+    probeStarted: (provider) => logs.breakerProbeStarted(provider),
+  });
   return {
     config,
-    now: () => new Date(),
+    now: currentTime,
     owner: `${process.env.K_REVISION ?? "local"}/${randomUUID().slice(0, 8)}`,
     speech() {
       speech ??= createAssemblyAi({
@@ -60,6 +71,7 @@ export function createPipeline(config: Config = getConfig()): Pipeline {
       });
       return summarizer;
     },
+    breaker: () => breaker,
     signAudioUrl: (audio, expiresAt) => signReadUrl(audio, expiresAt),
     enqueueSummarization: (task) =>
       enqueueSummarization(task, { region: config.region, dispatchDeadlineSeconds: TIMEOUTS.summarize }),

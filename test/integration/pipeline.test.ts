@@ -136,7 +136,9 @@ describe("summarization failure after the transcript was saved", () => {
 
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("partial");
-    expect(visit.error).toMatchObject({ stage: "summarization", code: "summary_refused", retryable: false });
+    // A refusal is not retried automatically, but the retry button may try again.
+    expect(visit.error).toMatchObject({ stage: "summarization", code: "summary_refused", retryable: true });
+    expect(runtime.openai.completionCount()).toBe(1);
     expect(visit.summary).toBeNull();
     const artifact = await readTranscriptArtifact(visitId);
     expect(artifact?.transcriptId).toBe(visit.transcriptId);

@@ -87,6 +87,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const useRealAssemblyAi = options.realProviders?.assemblyai ?? false;
   const useRealOpenAi = options.realProviders?.openai ?? false;
 
+  // Everything set here is put back on close(), so a later runtime in this process (or the
+  // caller) sees the environment it had — above all not this runtime's emulator addresses.
+  const environmentBefore = { ...process.env };
   Object.assign(process.env, {
     GCLOUD_PROJECT: PROJECT_ID,
     FIREBASE_CONFIG: JSON.stringify({ projectId: PROJECT_ID, storageBucket: BUCKET }),
@@ -109,6 +112,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const functions: FunctionsModule = await import("../../functions/src/index.js");
   const { reloadConfig } = await import("../../functions/src/config.js");
   const { resetPipeline } = await import("../../functions/src/pipeline.js");
+  const { resetAdminApp } = await import("../../functions/src/store/db.js");
+  // Configuration read by an earlier runtime in this process must not leak into this one.
+  reloadConfig();
+  resetPipeline();
   const fft = functionsTest({ projectId: PROJECT_ID, storageBucket: BUCKET });
   const wrappedUpload = fft.wrap(functions.onAudioUploaded);
   const endpoint = functions.summarizeVisit.__endpoint.taskQueueTrigger;
@@ -179,13 +186,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     },
     async close() {
       fft.cleanup();
+      // The next runtime in this process gets fresh clients, configuration and hooks.
+      await resetAdminApp();
+      reloadConfig();
+      resetPipeline();
       await tasks.close();
       await assemblyai.close();
       await openai.close();
       await firestore.stop();
+      restoreEnvironment(environmentBefore);
     },
   };
   return runtime;
+}
+
+function restoreEnvironment(before: NodeJS.ProcessEnv): void {
+  for (const key of Object.keys(process.env)) {
+    if (!(key in before)) delete process.env[key];
+  }
+  Object.assign(process.env, before);
 }
 
 function fixtureSize(fileName: string): number {

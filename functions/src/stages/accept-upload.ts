@@ -4,6 +4,7 @@
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import { recordUpload } from "../store/visits.js";
+import { addSeconds } from "../visit/backoff.js";
 import { visitError } from "../visit/errors.js";
 import type { AudioRef } from "../visit/model.js";
 import { normalizeMediaType, parseObjectSize, parseVisitUploadPath, validateUpload } from "../visit/upload.js";
@@ -53,6 +54,7 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
     audio,
     rejection: validation.ok ? null : visitError("upload", validation.code),
     now: p.now(),
+    deadlineAt: addSeconds(p.now(), p.config.visitDeadlineHours * 3600),
   });
 
   switch (recorded.kind) {

@@ -15,6 +15,7 @@ import type { Visit } from "../visit/model.js";
 import { dispatchSummarization } from "./dispatch-summarization.js";
 import { pollTranscript } from "./poll-transcript.js";
 import { submitTranscription } from "./submit-transcription.js";
+import { expireSummarization } from "./summarize.js";
 
 export interface CheckerReport {
   due: number;
@@ -66,7 +67,7 @@ export async function checkVisit(p: Pipeline, visit: Visit, deadlineMs: number):
   const claimed = await claimKey({
     visitId: visit.id,
     key: `check-${visit.nextCheckAt.getTime()}`,
-    stage: "poll",
+    stage: "check",
     attempt: visit.checks + 1,
     owner: p.owner,
     now,
@@ -107,6 +108,7 @@ async function watchSummarization(p: Pipeline, visit: Visit): Promise<string> {
     await updateVisit(visit.id, { nextCheckAt: visit.lease.expiresAt }, { now, guard: { statuses: ["summarizing"] } });
     return "summarization_running";
   }
+  if (visit.deadlineAt && now >= visit.deadlineAt) return expireSummarization(p, visit);
   // With no attempts left the summarize stage ends the visit `partial`: that decision lives there.
   const outcome = await dispatchSummarization(p, visit);
   return outcome === "dispatched" ? "summarization_redispatched" : outcome;

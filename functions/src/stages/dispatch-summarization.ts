@@ -3,6 +3,7 @@
 
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
+import { failpoint } from "../runtime-hooks.js";
 import { updateVisit } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
 import type { Visit } from "../visit/model.js";
@@ -14,6 +15,7 @@ export type DispatchOutcome = "dispatched" | "enqueue_failed";
 
 export async function dispatchSummarization(p: Pipeline, visit: Visit): Promise<DispatchOutcome> {
   const dispatch = visit.summaryDispatches + 1;
+  await failpoint("before_summarization_enqueue");
   try {
     const result = await p.enqueueSummarization({ visitId: visit.id, dispatch });
     logs.summarizationEnqueued(visit.id, dispatch, result);

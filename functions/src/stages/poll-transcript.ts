@@ -5,34 +5,58 @@
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import type { CompletedTranscript } from "../providers/assemblyai.js";
-import { DEFAULT_RETRY, withRetries } from "../providers/retry.js";
+import { retryPolicy, withRetries } from "../providers/retry.js";
 import { saveTranscript, transcriptInfo } from "../store/transcripts.js";
 import { applyVisitEvent, updateVisit } from "../store/visits.js";
 import { addSeconds, nextPollDelaySeconds } from "../visit/backoff.js";
 import { asPipelineError, visitError } from "../visit/errors.js";
 import type { ErrorCode, PipelineError } from "../visit/errors.js";
 import type { Visit } from "../visit/model.js";
+import { failpoint } from "../runtime-hooks.js";
+import { guardedBreakerCall } from "./breaker-gate.js";
 import { dispatchSummarization } from "./dispatch-summarization.js";
 
-export type PollOutcome = "still_processing" | "transcript_saved" | "failed" | "check_failed" | "superseded";
+export type PollOutcome =
+  | "still_processing"
+  | "transcript_saved"
+  | "failed"
+  | "check_failed"
+  | "deferred_outage"
+  | "superseded";
 
 export async function pollTranscript(p: Pipeline, visit: Visit, deadlineMs: number): Promise<PollOutcome> {
   const transcriptId = visit.transcriptId;
   if (!transcriptId) return failVisit(p, visit, "transcript_not_found", "no transcript id on a transcribing visit");
   const guard = { statuses: ["transcribing"] as const, transcriptId };
   const checks = visit.checks + 1;
+  const pastDeadline = visit.deadlineAt !== null && p.now() >= visit.deadlineAt;
 
+  const gate = await guardedBreakerCall(p, "assemblyai");
+  if (!gate.allowed) {
+    if (pastDeadline) return failVisit(p, visit, "deadline_exceeded", "deadline passed during a provider outage");
+    await updateVisit(visit.id, { nextCheckAt: gate.retryAt }, { now: p.now(), guard });
+    logs.workDeferredForOutage(visit.id, "assemblyai", gate.retryAt);
+    return "deferred_outage";
+  }
   let result;
   try {
-    result = await withRetries(
-      () => p.speech().check(transcriptId),
-      { ...DEFAULT_RETRY, retries: 2, deadlineMs, attemptTimeoutMs: p.config.assemblyAiTimeoutSeconds * 1000 },
-      { onRetry: (error, n, waitMs) => logs.providerRetry("assemblyai", "get_transcript", error, n, waitMs) },
+    result = await gate.run(() =>
+      withRetries(
+        () => p.speech().check(transcriptId),
+        retryPolicy({ retries: 2, minDelayMs: p.config.providerRetryMinDelayMs, deadlineMs, attemptTimeoutMs: p.config.assemblyAiTimeoutSeconds * 1000 }),
+        { onRetry: (error, n, waitMs) => logs.providerRetry(visit.id, "assemblyai", "get_transcript", error, n, waitMs) },
+      ),
     );
   } catch (thrown) {
-    return handleCheckFailure(p, visit, checks, asPipelineError(thrown));
+    const error = asPipelineError(thrown);
+    if (pastDeadline) return failVisit(p, visit, "deadline_exceeded", error.code);
+    return handleCheckFailure(p, visit, checks, error);
   }
 
+  // A finished transcript is saved even past the deadline: it is paid for.
+  if (pastDeadline && (result.state === "queued" || result.state === "processing")) {
+    return failVisit(p, visit, "deadline_exceeded", `still ${result.state} at the deadline`);
+  }
   switch (result.state) {
     case "queued":
     case "processing": {
@@ -45,6 +69,7 @@ export async function pollTranscript(p: Pipeline, visit: Visit, deadlineMs: numb
     case "error":
       return failVisit(p, visit, result.code, result.providerMessage);
     case "completed":
+      await failpoint("after_transcript_fetch");
       return checkpointTranscript(p, visit, result.transcript, checks);
   }
 }
@@ -91,7 +116,6 @@ export async function checkpointTranscript(
         checks,
         lease: null,
         "attempts.summarization": 0,
-        summaryDispatches: 0,
         nextCheckAt: addSeconds(now, p.config.summaryWatchdogSeconds),
       },
     },
@@ -102,7 +126,7 @@ export async function checkpointTranscript(
 }
 
 async function handleCheckFailure(p: Pipeline, visit: Visit, checks: number, error: PipelineError): Promise<PollOutcome> {
-  if (!error.retryable) return failVisit(p, visit, error.code, error.detail ?? error.code);
+  if (!error.transient) return failVisit(p, visit, error.code, error.detail ?? error.code);
   const now = p.now();
   const delay = Math.max(
     nextPollDelaySeconds(checks, pollBackoff(p), Math.random()),

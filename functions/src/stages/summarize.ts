@@ -6,9 +6,9 @@
 import { logs } from "../logs.js";
 import { TIMEOUTS } from "../pipeline.js";
 import type { Pipeline } from "../pipeline.js";
-import { DEFAULT_RETRY, withRetries } from "../providers/retry.js";
+import { retryPolicy, withRetries } from "../providers/retry.js";
 import { writeActionItems } from "../store/actions.js";
-import { claimKey, recordClaimOutcome, summarizationClaimKey } from "../store/claims.js";
+import { claimKey, recordClaimOutcome, workClaimKey } from "../store/claims.js";
 import { loadTranscript } from "../store/transcripts.js";
 import type { StoredTranscript } from "../store/transcripts.js";
 import { applyVisitEvent, getVisit, updateVisit } from "../store/visits.js";
@@ -18,6 +18,8 @@ import type { ErrorCode } from "../visit/errors.js";
 import { leaseIsLive } from "../visit/model.js";
 import type { Visit } from "../visit/model.js";
 import { normalizeLanguageCode, normalizeSummary } from "../visit/summary.js";
+import { failpoint } from "../runtime-hooks.js";
+import { guardedBreakerCall } from "./breaker-gate.js";
 
 export type SummarizeOutcome =
   | "completed"
@@ -25,6 +27,7 @@ export type SummarizeOutcome =
   | "partial"
   | "not_summarizing"
   | "in_progress_elsewhere"
+  | "deferred_outage"
   | "superseded";
 
 export async function summarizeVisit(
@@ -42,12 +45,20 @@ export async function summarizeVisit(
     logs.summarizationSkipped(visit.id, "attempt_in_progress");
     return "in_progress_elsewhere";
   }
+  if (visit.deadlineAt && now >= visit.deadlineAt) return endPartial(p, visit, "deadline_exceeded", null);
   const attempt = visit.attempts.summarization + 1;
   if (attempt > p.config.summaryMaxAttempts) {
     return endPartial(p, visit, visit.error?.code ?? "attempts_exhausted", null);
   }
+  // While OpenAI is down, the visit waits without using up an attempt.
+  const gate = await guardedBreakerCall(p, "openai");
+  if (!gate.allowed) {
+    await updateVisit(visit.id, { nextCheckAt: gate.retryAt }, { now, guard: { statuses: ["summarizing"] } });
+    logs.workDeferredForOutage(visit.id, "openai", gate.retryAt);
+    return "deferred_outage";
+  }
   const leaseExpiresAt = addSeconds(now, TIMEOUTS.summarize + 60);
-  const key = summarizationClaimKey(attempt);
+  const key = workClaimKey({ stage: "summarization", generation: visit.audio?.generation ?? "", round: visit.retryCount, attempt });
   if (!(await claimKey({ visitId: visit.id, key, stage: "summarization", attempt, owner: p.owner, now, expiresAt: leaseExpiresAt }))) {
     logs.summarizationSkipped(visit.id, "attempt_claimed_elsewhere");
     return "in_progress_elsewhere";
@@ -75,11 +86,14 @@ export async function summarizeVisit(
       throw new PipelineError("transcript_too_long", { detail: `${transcriptText.length} characters` });
     }
     const languageCode = normalizeLanguageCode(transcript.languageCode) ?? null;
-    const result = await withRetries(
-      () => p.summarizer().summarize({ transcriptText, languageCode }),
-      { ...DEFAULT_RETRY, retries: 2, deadlineMs, attemptTimeoutMs: p.config.openAiTimeoutSeconds * 1000 },
-      { onRetry: (error, n, waitMs) => logs.providerRetry("openai", "summarize", error, n, waitMs) },
+    const result = await gate.run(() =>
+      withRetries(
+        () => p.summarizer().summarize({ transcriptText, languageCode }),
+        retryPolicy({ retries: 2, minDelayMs: p.config.providerRetryMinDelayMs, deadlineMs, attemptTimeoutMs: p.config.openAiTimeoutSeconds * 1000 }),
+        { onRetry: (error, n, waitMs) => logs.providerRetry(visit.id, "openai", "summarize", error, n, waitMs) },
+      ),
     );
+    await failpoint("after_summary_call");
     const summary = normalizeSummary(result.summary);
     const written = await applyVisitEvent(
       visit.id,
@@ -120,7 +134,7 @@ export async function summarizeVisit(
   } catch (thrown) {
     const error = asPipelineError(thrown);
     await recordClaimOutcome(visit.id, key, { result: "failed", code: error.code, now: p.now() });
-    const final = !error.retryable || attempt >= p.config.summaryMaxAttempts;
+    const final = !error.transient || attempt >= p.config.summaryMaxAttempts;
     logs.summarizationFailed(visit.id, attempt, error, final);
     if (final) return endPartial(p, visit, error.code, lease);
     // The transient failure is recorded and the lease released; the checker dispatches the
@@ -135,6 +149,11 @@ export async function summarizeVisit(
     if (!written.applied) logs.staleWriteRejected(visit.id, "summarization", attempt, written.reason);
     return "retry_scheduled";
   }
+}
+
+/** The visit's deadline passed while waiting for summarization: it ends partial, transcript kept. */
+export function expireSummarization(p: Pipeline, visit: Visit): Promise<SummarizeOutcome> {
+  return endPartial(p, visit, "deadline_exceeded", null);
 }
 
 async function endPartial(

@@ -1,7 +1,7 @@
 // The Firebase Admin app and Firestore handle, created on first use so that importing the
 // functions (deploy analysis, tests) never touches the network.
 
-import { getApps, initializeApp } from "firebase-admin/app";
+import { deleteApp, getApps, initializeApp } from "firebase-admin/app";
 import type { App } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
 import type { Firestore } from "firebase-admin/firestore";
@@ -19,6 +19,15 @@ export function db(): Firestore {
     firestore.settings({ ignoreUndefinedProperties: true });
   }
   return firestore;
+}
+
+/**
+ * Drops the app and its clients so the next use connects afresh (a local runtime that restarts
+ * its emulators on new ports). Never needed in production.
+ */
+export async function resetAdminApp(): Promise<void> {
+  firestore = undefined;
+  await Promise.all(getApps().map((app) => deleteApp(app)));
 }
 
 /** Firestore's ALREADY_EXISTS, the signal that a create()-claimed key is taken. */

@@ -61,6 +61,7 @@ const VisitDocSchema = z.object({
     .nullish()
     .transform((v) => v ?? null),
   nextCheckAt: DateField.nullish().transform((v) => v ?? null),
+  deadlineAt: DateField.nullish().transform((v) => v ?? null),
   createdAt: DateField,
   updatedAt: DateField,
   history: z
@@ -130,15 +131,25 @@ export async function applyVisitEvent(
     const failure = checkGuard(visit, options.guard ?? {});
     if (failure || !visit) return { applied: false, reason: failure ?? "missing", visit };
     const plan = planTransition(visit.status, event, options.now);
-    const update = {
-      ...plan.fields,
-      ...options.fields,
-      history: appendHistory(visit.history, plan.historyEntry),
-    };
+    const update = clampToDeadline(
+      { ...plan.fields, ...options.fields, history: appendHistory(visit.history, plan.historyEntry) },
+      visit,
+    );
     options.alsoWrite?.(tx, visit);
     tx.update(ref, update);
     return { applied: true, visit: { ...visit, ...(update as Partial<Visit>) } };
   });
+}
+
+/**
+ * An unfinished visit is always looked at again by its deadline, so the checker can end it:
+ * no due time is set beyond `deadlineAt` (unless the same write moves the deadline).
+ */
+function clampToDeadline(update: Record<string, unknown>, visit: Visit): Record<string, unknown> {
+  const deadline = update.deadlineAt instanceof Date ? update.deadlineAt : visit.deadlineAt;
+  const next = update.nextCheckAt;
+  if (!(next instanceof Date) || !deadline || next.getTime() <= deadline.getTime()) return update;
+  return { ...update, nextCheckAt: deadline };
 }
 
 /** A guarded write that does not change the status (leases, check times, attempt counters). */
@@ -152,7 +163,7 @@ export async function updateVisit(
     const visit = toVisit(await tx.get(ref));
     const failure = checkGuard(visit, options.guard);
     if (failure || !visit) return { applied: false, reason: failure ?? "missing", visit };
-    const update = { ...fields, updatedAt: options.now };
+    const update = clampToDeadline({ ...fields, updatedAt: options.now }, visit);
     tx.update(ref, update);
     return { applied: true, visit: { ...visit, ...(update as Partial<Visit>) } };
   });
@@ -176,6 +187,7 @@ export async function recordUpload(input: {
   audio: AudioRef;
   rejection: VisitError | null;
   now: Date;
+  deadlineAt: Date;
 }): Promise<UploadOutcome> {
   const ref = visitRef(input.visitId);
   const attempt = () =>
@@ -197,16 +209,16 @@ export async function recordUpload(input: {
         summary: null,
         attempts: { transcription: 0, summarization: 0 },
         checks: 0,
-        summaryDispatches: 0,
         lease: null,
         nextCheckAt: null,
+        deadlineAt: input.rejection ? null : input.deadlineAt,
         history: appendHistory(visit?.history ?? [], plan.historyEntry),
       };
       if (visit) {
         tx.update(ref, fields);
       } else {
         // create(): of two first deliveries racing, exactly one makes the visit.
-        tx.create(ref, { ...fields, createdAt: input.now, retryCount: 0, actionItemCount: 0 });
+        tx.create(ref, { ...fields, createdAt: input.now, retryCount: 0, actionItemCount: 0, summaryDispatches: 0 });
       }
       const written = { ...(visit ?? {}), ...fields, id: input.visitId } as unknown as Visit;
       return { kind: input.rejection ? "rejected" : "started", visit: written };

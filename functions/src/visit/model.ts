@@ -54,10 +54,12 @@ export interface Visit {
   attempts: StageAttempts;
   /** Status checks made for the current transcript job. */
   checks: number;
-  /** Summarization tasks enqueued for the current transcript; names the next task id. */
+  /** Summarization tasks ever enqueued for this visit; names the next task id (never reused). */
   summaryDispatches: number;
   lease: Lease | null;
   nextCheckAt: Date | null;
+  /** When an unfinished visit gives up (deadline_exceeded); set at upload and at each retry. */
+  deadlineAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
   history: StatusHistoryEntry[];

@@ -1,0 +1,143 @@
+// Stage: the app's retry button. Resumes only the stage that failed — a saved transcript is
+// summarized again; a known transcript job is checked (and saved if complete) rather than paid
+// for again; only otherwise is the recording submitted again, as a new round with new keys.
+
+import { logs } from "../logs.js";
+import type { Pipeline } from "../pipeline.js";
+import type { CompletedTranscript } from "../providers/assemblyai.js";
+import { claimKey } from "../store/claims.js";
+import { takeRetryAllowance } from "../store/rate-limits.js";
+import { transcriptExists } from "../store/transcripts.js";
+import { applyVisitEvent, getVisit } from "../store/visits.js";
+import { addSeconds } from "../visit/backoff.js";
+import { asPipelineError } from "../visit/errors.js";
+import type { Visit } from "../visit/model.js";
+import { PROCESSING_STATUSES } from "../visit/status.js";
+import type { ResumeStage, VisitStatus } from "../visit/status.js";
+import { dispatchSummarization } from "./dispatch-summarization.js";
+import { checkpointTranscript } from "./poll-transcript.js";
+import { submitTranscription } from "./submit-transcription.js";
+
+export type RetryRejection =
+  | "visit_not_found"
+  | "already_processing"
+  | "nothing_to_retry"
+  | "not_retryable"
+  | "retry_too_soon"
+  | "retry_quota_exceeded";
+
+export type RetryOutcome =
+  | { kind: "accepted"; visitId: string; status: VisitStatus; resumedStage: ResumeStage; retryCount: number }
+  | { kind: "rejected"; code: RetryRejection; retryAfterSeconds?: number };
+
+// The retry claim's key includes a time slot of this length, so a retry that died before changing
+// the visit blocks the button for at most this long. Provider calls stay single regardless: the
+// resumed stage's own work keys are per round and attempt.
+const RETRY_CLAIM_SLOT_SECONDS = 120;
+
+export async function retryVisit(
+  p: Pipeline,
+  request: { visitId: string; uid: string },
+  deadlineMs: number,
+): Promise<RetryOutcome> {
+  const now = p.now();
+  const visit = await getVisit(request.visitId);
+  // Another user's visit answers exactly like a missing one.
+  if (!visit || visit.userId !== request.uid) return { kind: "rejected", code: "visit_not_found" };
+  if (PROCESSING_STATUSES.has(visit.status)) return { kind: "rejected", code: "already_processing" };
+  if (visit.status === "completed") return { kind: "rejected", code: "nothing_to_retry" };
+  if (visit.error && !visit.error.retryable) return { kind: "rejected", code: "not_retryable" };
+
+  const allowance = await takeRetryAllowance({
+    visitId: visit.id,
+    uid: request.uid,
+    now,
+    limits: { cooldownSeconds: p.config.retryCooldownSeconds, quotaPerHour: p.config.retryQuotaPerHour },
+  });
+  if (!allowance.allowed) return { kind: "rejected", code: allowance.code, retryAfterSeconds: allowance.retryAfterSeconds };
+
+  // One retry per round, however many clicks race here.
+  const round = visit.retryCount + 1;
+  const slot = Math.floor(now.getTime() / (RETRY_CLAIM_SLOT_SECONDS * 1000));
+  const claimed = await claimKey({
+    visitId: visit.id,
+    key: `retry-${round}-${slot}`,
+    stage: "retry",
+    attempt: round,
+    owner: p.owner,
+    now,
+    expiresAt: addSeconds(now, RETRY_CLAIM_SLOT_SECONDS),
+  });
+  if (!claimed) return { kind: "rejected", code: "already_processing" };
+
+  const resume = await chooseResume(p, visit);
+  const written = await applyVisitEvent(
+    visit.id,
+    { type: "retry_accepted", resume: resume.stage },
+    {
+      now,
+      guard: { statuses: [visit.status] },
+      fields: {
+        retryCount: round,
+        deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
+        lease: null,
+        nextCheckAt: now,
+        ...(resume.stage === "transcription" ? { "attempts.transcription": 0, transcriptId: null, checks: 0 } : {}),
+        ...(resume.stage === "summarization" ? { "attempts.summarization": 0 } : {}),
+      },
+    },
+  );
+  if (!written.applied) return { kind: "rejected", code: "already_processing" };
+  logs.retryAccepted(visit.id, round, resume.stage);
+
+  await resumeStage(p, written.visit, resume, deadlineMs);
+  const after = await getVisit(visit.id);
+  return {
+    kind: "accepted",
+    visitId: visit.id,
+    status: after?.status ?? written.visit.status,
+    resumedStage: resume.stage,
+    retryCount: round,
+  };
+}
+
+interface ResumePlan {
+  stage: ResumeStage;
+  /** A transcript AssemblyAI finished for the visit's known job, to be saved now. */
+  transcript?: CompletedTranscript;
+}
+
+async function chooseResume(p: Pipeline, visit: Visit): Promise<ResumePlan> {
+  if (await transcriptExists(visit.id)) return { stage: "summarization" };
+  if (!visit.transcriptId) return { stage: "transcription" };
+  try {
+    const check = await p.speech().check(visit.transcriptId);
+    if (check.state === "completed") return { stage: "transcript_checkpoint", transcript: check.transcript };
+    if (check.state === "error") return { stage: "transcription" };
+    return { stage: "transcript_checkpoint" }; // still running: resume polling it
+  } catch (thrown) {
+    const error = asPipelineError(thrown);
+    if (error.code === "transcript_not_found") return { stage: "transcription" };
+    // Unknown state of a known job: keep polling it rather than risk paying twice.
+    return { stage: "transcript_checkpoint" };
+  }
+}
+
+/** Starts the resumed stage now; if that fails, the visit is already due for the checker. */
+async function resumeStage(p: Pipeline, visit: Visit, resume: ResumePlan, deadlineMs: number): Promise<void> {
+  try {
+    switch (resume.stage) {
+      case "summarization":
+        await dispatchSummarization(p, visit);
+        return;
+      case "transcript_checkpoint":
+        if (resume.transcript) await checkpointTranscript(p, visit, resume.transcript, visit.checks + 1);
+        return;
+      case "transcription":
+        await submitTranscription(p, visit.id, deadlineMs);
+        return;
+    }
+  } catch (thrown) {
+    logs.checkerVisitFailed(visit.id, asPipelineError(thrown));
+  }
+}
