@@ -78,6 +78,15 @@ export function createPipeline(config: Config = getConfig()): Pipeline {
   };
 }
 
+/**
+ * Under the Storage emulator there is nothing to sign with (no service account key) and no
+ * signature to check: the emulator serves the object at its media URL.
+ */
+export function storageEmulatorMediaUrl(host: string, audio: AudioRef): string {
+  const origin = /^https?:\/\//.test(host) ? host.replace(/\/+$/, "") : `http://${host}`;
+  return `${origin}/v0/b/${encodeURIComponent(audio.bucket)}/o/${encodeURIComponent(audio.path)}?alt=media`;
+}
+
 let instancePipeline: Pipeline | undefined;
 
 /** The instance's pipeline, built on first use. */
@@ -92,6 +101,8 @@ export function resetPipeline(): void {
 }
 
 async function signReadUrl(audio: AudioRef, expiresAt: Date): Promise<string> {
+  const emulatorHost = process.env.FIREBASE_STORAGE_EMULATOR_HOST ?? process.env.STORAGE_EMULATOR_HOST;
+  if (emulatorHost) return storageEmulatorMediaUrl(emulatorHost, audio);
   try {
     const [url] = await getStorage(adminApp())
       .bucket(audio.bucket)
