@@ -3,6 +3,7 @@
 // text, never object names (file names can identify a patient), never signed URLs.
 
 import { logger } from "firebase-functions";
+import { sanitizeDetail } from "./visit/errors.js";
 import type { PipelineError } from "./visit/errors.js";
 import type { VisitStatus } from "./visit/status.js";
 import { notifyLog } from "./runtime-hooks.js";
@@ -10,8 +11,10 @@ import { notifyLog } from "./runtime-hooks.js";
 type Fields = Record<string, string | number | boolean | null | undefined | Record<string, number>>;
 
 function emit(severity: "debug" | "info" | "warn" | "error", event: string, fields: Fields): void {
-  logger[severity](event, { event, ...fields });
-  notifyLog({ severity, event, fields });
+  // Provider text can embed the signed audio URL (a credential): every detail is sanitized here.
+  const safe = typeof fields.detail === "string" ? { ...fields, detail: sanitizeDetail(fields.detail) } : fields;
+  logger[severity](event, { event, ...safe });
+  notifyLog({ severity, event, fields: safe });
 }
 
 function errorFields(error: PipelineError): Fields {

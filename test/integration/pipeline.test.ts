@@ -205,6 +205,57 @@ describe("re-running summarization", () => {
   });
 });
 
+describe("logs", () => {
+  it("carry no transcript or summary text, no object names and no signed URLs", async () => {
+    const { installRuntimeHooks } = await import("../../functions/src/runtime-hooks.js");
+    const logged: string[] = [];
+    installRuntimeHooks({ onLog: (entry) => logged.push(JSON.stringify(entry)) });
+    try {
+      const visitId = newVisitId();
+      runtime.openai.faults.enqueue("chat", { kind: "status", status: 500 });
+      await runtime.upload({ uid: "user-1", visitId, fileName: "visit-en.m4a" });
+      await runtime.runUntilSettled([visitId]);
+      const visit = await readVisit(visitId);
+      expect(visit.status).toBe("completed");
+
+      const text = logged.join("\n");
+      expect(logged.length).toBeGreaterThan(5);
+      const artifact = await readTranscriptArtifact(visitId);
+      const utterances = (artifact?.utterances as { text: string }[]).map((u) => u.text);
+      const summaryTexts = [visit.summary!.overview, ...visit.summary!.keyPoints, ...visit.summary!.actionItems.map((a) => a.description)];
+      for (const fragment of [...utterances, ...summaryTexts]) {
+        expect(text).not.toContain(fragment.slice(0, 40));
+      }
+      expect(text).not.toContain("visit-en.m4a");
+      expect(text).not.toMatch(/https?:\/\/[^"]*X-Goog/);
+    } finally {
+      installRuntimeHooks({ onLog: undefined });
+    }
+  });
+});
+
+describe("provider messages in logs", () => {
+  it("a download error's signed URL never reaches the logs", async () => {
+    const { installRuntimeHooks } = await import("../../functions/src/runtime-hooks.js");
+    const { ASSEMBLYAI_ERROR_MESSAGES } = await import("../fakes/assemblyai.js");
+    const logged: string[] = [];
+    installRuntimeHooks({ onLog: (entry) => logged.push(JSON.stringify(entry)) });
+    try {
+      const visitId = newVisitId();
+      runtime.assemblyai.registerAudio("visit-en", { kind: "error", error: ASSEMBLYAI_ERROR_MESSAGES.downloadFailed });
+      await runtime.upload({ uid: "user-1", visitId });
+      await runtime.runUntilSettled([visitId]);
+      expect((await readVisit(visitId)).error?.code).toBe("audio_download_failed");
+      const text = logged.join("\n");
+      expect(text).toContain("transcription_failed");
+      expect(text).toContain("<url>");
+      expect(text).not.toMatch(/https?:\/\//);
+    } finally {
+      installRuntimeHooks({ onLog: undefined });
+    }
+  });
+});
+
 describe("visits that do not exist", () => {
   it("a task for an unknown visit is acknowledged without provider calls", async () => {
     await runtime.functions.summarizeVisit.run({ data: { visitId: "no-such-visit", dispatch: 1 } } as never);
