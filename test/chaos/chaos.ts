@@ -14,6 +14,7 @@ import { db } from "../../functions/src/store/db.js";
 import type { Visit } from "../../functions/src/visit/model.js";
 import { STATUS_RANK, isTerminal } from "../../functions/src/visit/status.js";
 import { ASSEMBLYAI_ERROR_MESSAGES } from "../fakes/assemblyai.js";
+import { seededRandom } from "../fakes/faults.js";
 import type { FaultKind } from "../fakes/faults.js";
 import { startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
@@ -69,18 +70,6 @@ const STEP_SECONDS = 60;
 const ZOMBIE_STALL_ROUNDS = 18;
 const MAX_RETRY_CLICKS_PER_VISIT = 2;
 
-/** Deterministic PRNG (mulberry32) so a seed reproduces a run's choices. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const ASSEMBLYAI_FAULTS: FaultKind[] = [
   { kind: "rateLimit", retryAfterMs: 50 },
   { kind: "status", status: 500 },
@@ -125,7 +114,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     stallRate: options.stallRate ?? 0.05,
     maxRounds: options.maxRounds ?? 400,
   };
-  const random = prng(settings.seed);
+  const random = seededRandom(settings.seed);
   const progress = options.onProgress ?? (() => {});
   const events: { event: string; visitId: unknown; provider: unknown }[] = [];
   const runtime = await startLocalRuntime({

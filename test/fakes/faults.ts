@@ -133,7 +133,7 @@ function routeMatches(pattern: FaultRoute, route: RequestRoute): boolean {
 }
 
 /** mulberry32: tiny, fast and good enough to make chaos runs reproducible from a seed. */
-function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
