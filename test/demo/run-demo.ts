@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { db } from "../../functions/src/store/db.js";
 import type { VisitSummary } from "../../functions/src/visit/summary.js";
 import { captureLogs } from "../support/log-capture.js";
+import { extractiveSummary } from "./extractive-summary.js";
 import type { CapturedLog } from "../support/log-capture.js";
 import { FIXTURES_DIR, sleep, startLocalRuntime } from "../support/local-runtime.js";
 import { newVisitId, readActionItems, readTranscriptArtifact, readVisit } from "../support/visits.js";
@@ -63,6 +64,7 @@ async function main(): Promise<number> {
     env: { POLL_INITIAL_DELAY_SECONDS: "1", POLL_MAX_DELAY_SECONDS: "2", SUMMARY_WATCHDOG_SECONDS: "120" },
     realProviders: { assemblyai: false, openai: providers.openai === "OpenAI (real service)" },
   });
+  runtime.openai.respondWith(extractiveSummary);
   try {
     if (!values.json) {
       logs.print(
@@ -147,7 +149,9 @@ function chooseProviders(): { assemblyai: string; openai: string; notes: string[
   }
   return {
     assemblyai: "local fake (speaks AssemblyAI's v2 transcript API)",
-    openai: realOpenAi ? "OpenAI (real service)" : "local fake (speaks OpenAI's chat completions API)",
+    openai: realOpenAi
+      ? "OpenAI (real service)"
+      : "local fake (speaks OpenAI's chat completions API; answers with a keyword-picked extractive summary, not a model's)",
     notes,
   };
 }
