@@ -64,7 +64,10 @@ export interface LocalRuntime {
   /** One run of checkPendingTranscripts, as Cloud Scheduler would trigger it. */
   runChecker(): Promise<void>;
   /** Runs the checker and drains the task queue until the visit is terminal (or gives up). */
-  runUntilSettled(visitIds: string[], options?: { maxRounds?: number; pauseMs?: number }): Promise<void>;
+  runUntilSettled(
+    visitIds: string[],
+    options?: { maxRounds?: number; pauseMs?: number; /** called before each checker run, e.g. to move the clock */ advance?: () => void },
+  ): Promise<void>;
   /** Changes function environment (tunables) and makes the functions re-read it. */
   setEnv(env: Record<string, string | undefined>): Promise<void>;
   /** Deletes all Firestore data and resets the fakes (embedded Firestore only). */
@@ -161,6 +164,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       for (let round = 0; round < maxRounds; round++) {
         await tasks.drain();
         if (await isSettled(visitIds)) return;
+        settleOptions.advance?.();
         await runtime.runChecker();
         await tasks.drain();
         if (await isSettled(visitIds)) return;
