@@ -1,0 +1,166 @@
+// firestore.rules and storage.rules in the real Firestore and Storage emulators, through @firebase/rules-unit-testing: what an owner, another user and nobody may read and write.
+
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { assertFails, assertSucceeds, initializeTestEnvironment } from "@firebase/rules-unit-testing";
+import type { RulesTestContext, RulesTestEnvironment } from "@firebase/rules-unit-testing";
+import { serverTimestamp } from "firebase/firestore";
+import type { TestContext } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, it } from "vitest";
+import { DEFAULT_BUCKET, PROJECT_ID, REPO_ROOT } from "./emulator-env.js";
+import { startEmulatorSuite } from "./emulator-suite.js";
+import type { EmulatorSuite } from "./emulator-suite.js";
+
+const ALICE = "alice";
+const BOB = "bob";
+const VISIT = "visit-alice-1";
+const ACTION = `${VISIT}-001`;
+const MIB = 1024 * 1024;
+/** storage.rules' limit, the MAX_UPLOAD_BYTES default. */
+const MAX_UPLOAD_BYTES = 250 * MIB;
+
+let suite: EmulatorSuite;
+let testEnv: RulesTestEnvironment;
+
+beforeAll(async () => {
+  suite = await startEmulatorSuite({ only: ["firestore", "storage"], startTimeoutMs: 240_000 });
+  const [firestoreHost, firestorePort] = hostAndPort(suite.hosts.firestore!);
+  const [storageHost, storagePort] = hostAndPort(suite.hosts.storage!);
+  testEnv = await initializeTestEnvironment({
+    projectId: PROJECT_ID,
+    firestore: { host: firestoreHost, port: firestorePort, rules: readFileSync(path.join(REPO_ROOT, "firestore.rules"), "utf8") },
+    storage: { host: storageHost, port: storagePort, rules: readFileSync(path.join(REPO_ROOT, "storage.rules"), "utf8") },
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await testEnv?.cleanup();
+  await suite?.stop();
+});
+
+afterEach((context: TestContext) => {
+  if (context.task.result?.state === "fail") console.error(`--- emulator log (last lines) ---\n${suite.logTail(80)}`);
+});
+
+function hostAndPort(host: string): [string, number] {
+  const [name, port] = host.split(":");
+  return [name!, Number(port)];
+}
+
+// rules-unit-testing hands out the compat SDK; its writes take the modular field values too.
+const firestoreOf = (context: RulesTestContext) => context.firestore();
+const storageOf = (context: RulesTestContext) => context.storage(`gs://${DEFAULT_BUCKET}`);
+
+describe("firestore.rules", () => {
+  beforeEach(async () => {
+    await testEnv.clearFirestore();
+    // What the functions write (Admin SDK, which the rules do not apply to).
+    await testEnv.withSecurityRulesDisabled(async (context) => {
+      const db = firestoreOf(context);
+      await db.doc(`visits/${VISIT}`).set({ userId: ALICE, status: "completed", summary: { overview: "…" } });
+      await db.doc(`visits/${VISIT}/artifacts/transcript`).set({ provider: "assemblyai", text: "…", storage: "inline" });
+      await db.doc(`visits/${VISIT}/claims/transcription-1-1`).set({ owner: "functions" });
+      await db.doc(`actions/${ACTION}`).set({ visitId: VISIT, userId: ALICE, index: 0, description: "Take the tablets", done: false });
+      await db.doc("rateLimits/user-alice").set({ count: 1 });
+      await db.doc("breakers/openai").set({ state: "closed" });
+    });
+  });
+
+  it("lets the owner read the visit, its transcript and its action items", async () => {
+    const db = firestoreOf(testEnv.authenticatedContext(ALICE));
+    await assertSucceeds(db.doc(`visits/${VISIT}`).get());
+    await assertSucceeds(db.collection("visits").where("userId", "==", ALICE).get());
+    await assertSucceeds(db.doc(`visits/${VISIT}/artifacts/transcript`).get());
+    await assertSucceeds(db.doc(`actions/${ACTION}`).get());
+    await assertSucceeds(db.collection("actions").where("userId", "==", ALICE).get());
+    // A visit that does not exist yet (the app listens right after uploading) is readable.
+    await assertSucceeds(db.doc("visits/not-created-yet").get());
+  });
+
+  it("lets the owner tick an action item done, and change nothing else", async () => {
+    const db = firestoreOf(testEnv.authenticatedContext(ALICE));
+    const action = db.doc(`actions/${ACTION}`);
+    await assertSucceeds(action.update({ done: true, doneAt: serverTimestamp() }));
+    await assertSucceeds(action.update({ done: false, doneAt: null }));
+    await assertFails(action.update({ description: "Something else" }));
+    await assertFails(action.update({ done: true, description: "Something else" }));
+    await assertFails(action.update({ done: "yes" }));
+    await assertFails(action.update({ done: true, doneAt: new Date("2020-01-01T00:00:00Z") }));
+    await assertFails(db.doc(`actions/${VISIT}-002`).set({ visitId: VISIT, userId: ALICE, done: false }));
+    await assertFails(action.delete());
+  });
+
+  it("keeps every pipeline write to the functions", async () => {
+    const db = firestoreOf(testEnv.authenticatedContext(ALICE));
+    await assertFails(db.doc(`visits/${VISIT}`).update({ status: "pending" }));
+    await assertFails(db.doc(`visits/${VISIT}`).set({ userId: ALICE, status: "completed" }));
+    await assertFails(db.doc("visits/new-visit").set({ userId: ALICE, status: "pending" }));
+    await assertFails(db.doc(`visits/${VISIT}`).delete());
+    await assertFails(db.doc(`visits/${VISIT}/artifacts/transcript`).set({ text: "forged" }));
+    await assertFails(db.doc(`visits/${VISIT}/claims/transcription-1-1`).get());
+    await assertFails(db.doc(`visits/${VISIT}/claims/transcription-1-2`).set({ owner: ALICE }));
+    await assertFails(db.doc("rateLimits/user-alice").get());
+    await assertFails(db.doc("rateLimits/user-alice").set({ count: 0 }));
+    await assertFails(db.doc("breakers/openai").get());
+  });
+
+  it("denies other users and signed-out callers", async () => {
+    const bob = firestoreOf(testEnv.authenticatedContext(BOB));
+    await assertFails(bob.doc(`visits/${VISIT}`).get());
+    await assertFails(bob.collection("visits").where("userId", "==", ALICE).get());
+    await assertFails(bob.collection("visits").get());
+    await assertFails(bob.doc(`visits/${VISIT}/artifacts/transcript`).get());
+    await assertFails(bob.doc(`actions/${ACTION}`).get());
+    await assertFails(bob.doc(`actions/${ACTION}`).update({ done: true }));
+    const nobody = firestoreOf(testEnv.unauthenticatedContext());
+    await assertFails(nobody.doc(`visits/${VISIT}`).get());
+    await assertFails(nobody.doc("visits/not-created-yet").get());
+    await assertFails(nobody.doc(`actions/${ACTION}`).get());
+  });
+});
+
+describe("storage.rules", () => {
+  const audio = new Uint8Array(64 * 1024).fill(7);
+  const recording = (uid: string, visitId: string, fileName = "visit.m4a") => `users/${uid}/visits/${visitId}/${fileName}`;
+
+  beforeEach(async () => {
+    await testEnv.clearStorage();
+  });
+
+  it("lets the owner create an audio recording in their own visit folder and read it back", async () => {
+    const storage = storageOf(testEnv.authenticatedContext(ALICE));
+    const ref = storage.ref(recording(ALICE, "visit-1"));
+    await assertSucceeds(ref.put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+    await assertSucceeds(ref.getMetadata());
+    await assertSucceeds(storage.ref(recording(ALICE, "visit-2", "visit.wav")).put(audio, { contentType: "audio/wav" }).then(() => undefined));
+  });
+
+  it("refuses overwriting, other content types, oversized or empty files and bad visit ids", async () => {
+    const storage = storageOf(testEnv.authenticatedContext(ALICE));
+    const ref = storage.ref(recording(ALICE, "visit-1"));
+    await assertSucceeds(ref.put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+    // A new recording is a new object: no overwrite, no delete.
+    await assertFails(ref.put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+    await assertFails(ref.delete());
+    await assertFails(storage.ref(recording(ALICE, "visit-2", "notes.txt")).put(audio, { contentType: "text/plain" }).then(() => undefined));
+    await assertFails(storage.ref(recording(ALICE, "visit-3")).put(new Uint8Array(0), { contentType: "audio/mp4" }).then(() => undefined));
+    await assertFails(storage.ref(recording(ALICE, "visit.4")).put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+    // One byte over the limit (250 MiB + 1). A 250 MiB upload is not repeated here: the limit is
+    // `<=`, and uploading another 250 MiB through the emulator would double this test's time.
+    const oversized = new Uint8Array(MAX_UPLOAD_BYTES + 1);
+    await assertFails(storage.ref(recording(ALICE, "visit-5")).put(oversized, { contentType: "audio/mp4" }).then(() => undefined));
+  });
+
+  it("denies other users' folders and signed-out callers", async () => {
+    await testEnv.withSecurityRulesDisabled(async (context) => {
+      await storageOf(context).ref(recording(ALICE, "visit-1")).put(audio, { contentType: "audio/mp4" });
+    });
+    const bob = storageOf(testEnv.authenticatedContext(BOB));
+    await assertFails(bob.ref(recording(ALICE, "visit-1")).getMetadata());
+    await assertFails(bob.ref(recording(ALICE, "visit-9")).put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+    const nobody = storageOf(testEnv.unauthenticatedContext());
+    await assertFails(nobody.ref(recording(ALICE, "visit-1")).getMetadata());
+    await assertFails(nobody.ref(recording(ALICE, "visit-8")).put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+    await assertFails(storageOf(testEnv.authenticatedContext(ALICE)).ref("public/anything.m4a").put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+  });
+});
