@@ -103,6 +103,33 @@ describe("paginate", () => {
 });
 
 describe("a Spanish visit", () => {
+  it("a summary written in another language is not stored; the attempt is retried", async () => {
+    const visitId = newVisitId();
+    let calls = 0;
+    runtime.openai.respondWith((body) => {
+      calls += 1;
+      const prompt = body.messages.map((m) => (typeof m.content === "string" ? m.content : "")).join("\n");
+      return {
+        language: calls === 1 ? "en" : "es",
+        overview: prompt.includes("tos") ? "Tos y fiebre." : "?",
+        keyPoints: [],
+        diagnoses: [],
+        medications: [],
+        testsOrdered: [],
+        actionItems: [],
+        followUp: null,
+        warningSigns: [],
+      };
+    });
+    await runtime.upload({ uid: "user-1", visitId, fileName: "visit-es.m4a" });
+    await runtime.runUntilSettled([visitId]);
+    const visit = await readVisit(visitId);
+    expect(visit.status).toBe("completed");
+    expect(visit.summary).toMatchObject({ language: "es", overview: "Tos y fiebre." });
+    expect(calls).toBe(2);
+    runtime.openai.respondWith(null);
+  });
+
   it("is summarized in Spanish and its action items are written", async () => {
     const visitId = newVisitId();
     await runtime.upload({ uid: "user-1", visitId, fileName: "visit-es.m4a" });

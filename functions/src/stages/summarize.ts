@@ -95,6 +95,10 @@ export async function summarizeVisit(
     );
     await failpoint("after_summary_call");
     const summary = normalizeSummary(result.summary);
+    // The summary must be in the recording's language; one in another language is not stored.
+    if (languageCode && /^[a-z]{2}$/.test(summary.language) && summary.language !== languageCode) {
+      throw new PipelineError("summary_invalid", { detail: `summary in ${summary.language}, visit in ${languageCode}` });
+    }
     const written = await applyVisitEvent(
       visit.id,
       { type: "summary_saved" },
