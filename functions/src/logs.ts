@@ -98,5 +98,7 @@ export const logs = {
     emit("info", "checker_run_finished", fields),
   checkerVisitFailed: (visitId: string, error: PipelineError) =>
     emit("error", "checker_visit_failed", { visitId, ...errorFields(error) }),
+  retryResumeFailed: (visitId: string, resumedStage: string, error: PipelineError) =>
+    emit("error", "retry_resume_failed", { visitId, resumedStage, ...errorFields(error) }),
   configInvalid: (detail: string) => emit("error", "config_invalid", { detail }),
 };

@@ -138,6 +138,6 @@ async function resumeStage(p: Pipeline, visit: Visit, resume: ResumePlan, deadli
         return;
     }
   } catch (thrown) {
-    logs.checkerVisitFailed(visit.id, asPipelineError(thrown));
+    logs.retryResumeFailed(visit.id, resume.stage, asPipelineError(thrown));
   }
 }

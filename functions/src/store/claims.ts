@@ -9,7 +9,7 @@ export type ClaimStage = "transcription" | "summarization" | "check" | "retry";
 
 export interface ClaimInput {
   visitId: string;
-  /** Unique per unit of work, e.g. `transcription-<generation>-<attempt>`. */
+  /** Unique per unit of work, e.g. workClaimKey(…) or `check-<dueTimeMs>`. */
   key: string;
   stage: ClaimStage;
   attempt: number;

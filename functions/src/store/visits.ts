@@ -53,7 +53,7 @@ const VisitDocSchema = z.object({
   summaryDispatches: z.number().default(0),
   lease: z
     .object({
-      stage: z.enum(["transcription", "poll", "summarization"]),
+      stage: z.enum(["transcription", "summarization"]),
       attempt: z.number(),
       owner: z.string(),
       expiresAt: DateField,

@@ -16,7 +16,7 @@ export interface AudioRef {
 }
 
 /** A unit of work that is running somewhere; writes from an older attempt are refused. */
-export type LeaseStage = "transcription" | "poll" | "summarization";
+export type LeaseStage = "transcription" | "summarization";
 
 export interface Lease {
   stage: LeaseStage;
