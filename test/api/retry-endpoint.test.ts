@@ -13,24 +13,13 @@ import type { ServedFunction } from "../support/http-function.js";
 import { sleep, startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
 import { countDocuments, newVisitId, readActionItems, readTranscriptArtifact, readVisit } from "../support/visits.js";
+import type { ApiErrorBody, RetryAcceptedBody } from "../support/api-bodies.js";
 
 interface ApiResponse {
   status: number;
   headers: Headers;
   text: string;
   json: unknown;
-}
-
-interface ErrorBody {
-  error: { code: string; message: string; requestId: string; retryAfterSeconds?: number };
-}
-
-interface AcceptedBody {
-  visitId: string;
-  status: string;
-  resumedStage: string;
-  retryCount: number;
-  requestId: string;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -129,13 +118,13 @@ function retry(visitId: string, token: string): Promise<ApiResponse> {
 }
 
 /** Asserts the one error shape and its headers; returns the error. */
-function expectApiError(response: ApiResponse, status: number, code: string): ErrorBody["error"] {
+function expectApiError(response: ApiResponse, status: number, code: string): ApiErrorBody["error"] {
   expect({ status: response.status, body: response.json }).toMatchObject({ status, body: { error: { code } } });
   const requestId = response.headers.get("x-request-id");
   expect(requestId).toMatch(UUID);
   expect(response.headers.get("content-type")).toMatch(/^application\/json/);
   expect(response.headers.get("cache-control")).toBe("no-store");
-  const body = response.json as ErrorBody;
+  const body = response.json as ApiErrorBody;
   expect(Object.keys(body)).toEqual(["error"]);
   const limited = status === 429;
   expect(Object.keys(body.error).sort()).toEqual(
@@ -153,11 +142,11 @@ function expectApiError(response: ApiResponse, status: number, code: string): Er
   return body.error;
 }
 
-function expectAccepted(response: ApiResponse, expected: Omit<AcceptedBody, "requestId">): void {
+function expectAccepted(response: ApiResponse, expected: Omit<RetryAcceptedBody, "requestId">): void {
   expect(response.status).toBe(202);
   const requestId = response.headers.get("x-request-id");
   expect(requestId).toMatch(UUID);
-  expect(response.json as AcceptedBody).toEqual({ ...expected, requestId });
+  expect(response.json as RetryAcceptedBody).toEqual({ ...expected, requestId });
 }
 
 /** Visits (one per owner) that end partial: their first summary is refused; the transcript is saved. */
@@ -541,13 +530,13 @@ describe("concurrent clicks", () => {
     const accepted = responses.filter((response) => response.status === 202);
     expect(accepted).toHaveLength(1);
     // The summary task may already have finished by the time the answer is written.
-    const acceptedStatus = (accepted[0]!.json as AcceptedBody).status;
+    const acceptedStatus = (accepted[0]!.json as RetryAcceptedBody).status;
     expect(["summarizing", "completed"]).toContain(acceptedStatus);
     expectAccepted(accepted[0]!, { visitId, status: acceptedStatus, resumedStage: "summarization", retryCount: 1 });
     for (const response of responses.filter((r) => r.status !== 202)) {
       // Real Firestore isolates the limit transaction (→ retry_too_soon); the embedded emulator
       // does not, and the retry's claim key turns the loser away (→ already_processing).
-      const error = expectApiError(response, response.status, (response.json as ErrorBody).error.code);
+      const error = expectApiError(response, response.status, (response.json as ApiErrorBody).error.code);
       expect([[409, "already_processing"], [429, "retry_too_soon"]]).toContainEqual([response.status, error.code]);
     }
 

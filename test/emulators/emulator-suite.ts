@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort } from "../support/embedded-firestore.js";
 import { FIREBASE_CLI, FUNCTIONS_DIR, PROJECT_ID, REPO_ROOT, defaultRegion, dotenv, paramDefaults } from "./emulator-env.js";
-import { descendantPids, killAll, signalGroup } from "./processes.js";
+import { descendantPids, killAll, signalGroup } from "../support/processes.js";
 import { runScheduledFunction } from "./scheduled-functions.js";
 import type { ScheduledRun } from "./scheduled-functions.js";
 

@@ -18,6 +18,7 @@ import { DEFAULT_BUCKET, FAKE_PROVIDER_SECRETS, PROJECT_ID } from "./emulator-en
 import { startEmulatorSuite } from "./emulator-suite.js";
 import type { EmulatorSuite } from "./emulator-suite.js";
 import { seedFailedTranscriptionVisit, seedPartialVisit } from "./seed-visits.js";
+import type { RetryAcceptedBody } from "../support/api-bodies.js";
 
 /** Tunables for a quick run; everything else keeps its deployed default (all are in .env.local). */
 const TIER_TUNABLES = {
@@ -34,14 +35,6 @@ interface ApiAnswer {
   status: number;
   headers: Headers;
   body: unknown;
-}
-
-interface AcceptedBody {
-  visitId: string;
-  status: string;
-  resumedStage: string;
-  retryCount: number;
-  requestId: string;
 }
 
 let firestore: FirestoreEndpoint;
@@ -109,9 +102,9 @@ function retry(visitId: string, user?: TestUser): Promise<ApiAnswer> {
   return callApi("POST", `/visits/${visitId}/retry`, user?.idToken);
 }
 
-function expectAccepted(answer: ApiAnswer, expected: Omit<AcceptedBody, "requestId" | "status"> & { status?: string }): AcceptedBody {
+function expectAccepted(answer: ApiAnswer, expected: Omit<RetryAcceptedBody, "requestId" | "status"> & { status?: string }): RetryAcceptedBody {
   expect(answer.status).toBe(202);
-  const body = answer.body as AcceptedBody;
+  const body = answer.body as RetryAcceptedBody;
   expect(body).toMatchObject(expected);
   expect(body.requestId).toMatch(UUID);
   expect(answer.headers.get("x-request-id")).toBe(body.requestId);

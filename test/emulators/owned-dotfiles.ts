@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { isAlive } from "./processes.js";
+import { isAlive } from "../support/processes.js";
 
 const MARKER = "# written by `npm run emulators`";
 const ORIGINAL_PREFIX = "# original: ";

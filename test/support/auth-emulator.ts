@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { getAuth } from "firebase-admin/auth";
 import { adminApp } from "../../functions/src/store/db.js";
 import { freePort } from "./embedded-firestore.js";
+import { signalGroup } from "./processes.js";
 
 export interface AuthEmulator {
   /** host:port, as in FIREBASE_AUTH_EMULATOR_HOST. */
@@ -157,12 +158,7 @@ async function waitUntilAnswering(host: string, timeoutMs: number, exitStatus: (
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // The group is already gone.
-  }
+  if (child.pid !== undefined) signalGroup(child.pid, signal);
 }
 
 function errorCode(error: unknown): string {
