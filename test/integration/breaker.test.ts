@@ -2,8 +2,10 @@
 // instances stand for two function instances.
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { breakerSettingsFrom, countsTowardOutage, createFirestoreBreaker } from "../../functions/src/store/breaker.js";
-import type { BreakerObserver, BreakerSettings, OutageBreaker, ProviderName } from "../../functions/src/store/breaker.js";
+import { breakerSettingsFrom, countsTowardOutage } from "../../functions/src/providers/outage-policy.js";
+import type { BreakerSettings, ProviderName } from "../../functions/src/providers/outage-policy.js";
+import { createFirestoreBreaker } from "../../functions/src/store/breaker.js";
+import type { BreakerObserver, OutageBreaker } from "../../functions/src/store/breaker.js";
 import { loadConfig } from "../../functions/src/config.js";
 import { ERROR_CODES, PipelineError, isErrorCode } from "../../functions/src/visit/errors.js";
 import type { ErrorCode } from "../../functions/src/visit/errors.js";
@@ -13,7 +15,6 @@ import type { FirestoreEndpoint } from "../support/embedded-firestore.js";
 const SETTINGS: BreakerSettings = { failureThreshold: 3, windowSeconds: 60, cooldownSeconds: 120, probeLeaseSeconds: 60, cacheMs: 0 };
 const PROVIDER: ProviderName = "assemblyai";
 const START_MS = Date.parse("2030-01-01T00:00:00Z");
-const OUTAGE = new PipelineError("provider_unavailable");
 
 /** The test clock: `at(20)` is 20 s after the start. */
 function at(seconds: number): Date {
@@ -36,7 +37,7 @@ function recordingObserver(): BreakerObserver & { events: ObservedEvent[] } {
 }
 
 async function fail(breaker: OutageBreaker, ...seconds: number[]): Promise<void> {
-  for (const second of seconds) await breaker.recordFailure(PROVIDER, at(second), false, OUTAGE);
+  for (const second of seconds) await breaker.recordOutage(PROVIDER, at(second), false);
 }
 
 /** Opens the breaker with failures at 0, 10 and 20 s: openedAt 20 s, openUntil 140 s. */
@@ -103,21 +104,12 @@ describe("counting failures while closed", () => {
     expect((await breaker.state("openai")).state).toBe("closed");
   });
 
-  it("never opens for auth, quota or bad-request failures", async () => {
-    for (const code of ["provider_auth_failed", "provider_quota_exhausted", "provider_bad_request"] as const) {
-      for (let second = 0; second < 5; second += 1) {
-        await breaker.recordFailure(PROVIDER, at(second), false, new PipelineError(code));
-      }
-    }
-    expect(await breaker.state(PROVIDER)).toMatchObject({ state: "closed", failures: 0, updatedAt: null });
-    expect(observer.events).toEqual([]);
-  });
 
   it("opens once when concurrent failures on two instances all reach the threshold", async () => {
     const other = createFirestoreBreaker(SETTINGS, observer);
     await fail(breaker, 0, 10);
     await Promise.all(
-      Array.from({ length: 10 }, (_, index) => (index % 2 === 0 ? breaker : other).recordFailure(PROVIDER, at(20), false, OUTAGE)),
+      Array.from({ length: 10 }, (_, index) => (index % 2 === 0 ? breaker : other).recordOutage(PROVIDER, at(20), false)),
     );
     expect(await breaker.state(PROVIDER)).toMatchObject({ state: "open", openedAt: at(20), openUntil: at(140) });
     expect(observer.events.filter((event) => event.event === "opened")).toHaveLength(1);
@@ -189,7 +181,7 @@ describe("the probe after the cooldown", () => {
   it("re-opens the breaker for another cooldown when it fails", async () => {
     await openBreaker(breaker);
     expect(await breaker.acquire(PROVIDER, at(150))).toEqual({ allowed: true, probe: true });
-    await breaker.recordFailure(PROVIDER, at(155), true, new PipelineError("provider_timeout"));
+    await breaker.recordOutage(PROVIDER, at(155), true);
     expect(await breaker.state(PROVIDER)).toMatchObject({ state: "open", failures: 4, openedAt: at(155), openUntil: at(275) });
     expect(await breaker.acquire(PROVIDER, at(200))).toEqual({ allowed: false, retryAt: at(275) });
     expect(observer.events.at(-1)).toEqual({ event: "opened", provider: PROVIDER, failures: 4, untilMs: at(275).getTime() });
@@ -197,12 +189,6 @@ describe("the probe after the cooldown", () => {
     expect(await breaker.acquire(PROVIDER, at(275))).toEqual({ allowed: true, probe: true });
   });
 
-  it("stays half-open when it fails with an error that is not an outage", async () => {
-    await openBreaker(breaker);
-    await breaker.acquire(PROVIDER, at(150));
-    await breaker.recordFailure(PROVIDER, at(151), true, new PipelineError("provider_bad_request"));
-    expect((await breaker.state(PROVIDER)).state).toBe("half_open");
-  });
 
   it("is replaced by another probe when it does not report within its lease", async () => {
     await openBreaker(breaker);

@@ -4,11 +4,11 @@
 // deadline).
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { audioUrlHash, codeForTranscriptError, createAssemblyAi } from "../../functions/src/providers/assemblyai.js";
-import type { SpeechToText } from "../../functions/src/providers/assemblyai.js";
+import { codeForTranscriptError, createAssemblyAi } from "../../functions/src/providers/assemblyai.js";
+import { audioUrlHash } from "../../functions/src/providers/ports.js";
+import type { SpeechToText, Summarizer } from "../../functions/src/providers/ports.js";
 import { codeForHttpStatus, parseRetryAfter } from "../../functions/src/providers/http-errors.js";
 import { createOpenAi } from "../../functions/src/providers/openai.js";
-import type { Summarizer } from "../../functions/src/providers/openai.js";
 import { retryPolicy, withRetries } from "../../functions/src/providers/retry.js";
 import { PipelineError } from "../../functions/src/visit/errors.js";
 import { ASSEMBLYAI_ERROR_MESSAGES, FakeAssemblyAI } from "../fakes/assemblyai.js";

@@ -6,52 +6,9 @@ import { FileService, TranscriptService } from "assemblyai";
 import { z } from "zod";
 import { PipelineError } from "../visit/errors.js";
 import type { ErrorCode } from "../visit/errors.js";
-import { createHash } from "node:crypto";
+import { audioUrlHash } from "./ports.js";
+import type { CompletedTranscript, SpeechToText, TranscriptCheck, Utterance } from "./ports.js";
 import { certainlyNotCreated, classifyTransportError, codeForHttpStatus, parseRetryAfter } from "./http-errors.js";
-
-export interface Utterance {
-  speaker: string | null;
-  startMs: number;
-  endMs: number;
-  text: string;
-  confidence: number | null;
-}
-
-export interface CompletedTranscript {
-  transcriptId: string;
-  text: string;
-  utterances: Utterance[];
-  languageCode: string | null;
-  languageConfidence: number | null;
-  audioDurationSeconds: number | null;
-  speechModel: string | null;
-}
-
-export type TranscriptCheck =
-  | { state: "queued" | "processing" }
-  | { state: "completed"; transcript: CompletedTranscript }
-  | { state: "error"; code: ErrorCode; providerMessage: string };
-
-export interface SpeechToText {
-  /**
-   * Starts a transcription job. Paid, and AssemblyAI has no idempotency key: a failure whose
-   * outcome is unknown (timeout, reset, 5xx) is thrown with `outcomeUnknown` set and must not be
-   * repeated blindly — look for the job with findTranscriptByAudioUrl first.
-   */
-  submit(audioUrl: string): Promise<{ transcriptId: string }>;
-  /** Reads a job's state. Free and idempotent. */
-  check(transcriptId: string): Promise<TranscriptCheck>;
-  /**
-   * Finds a job created since `since` whose audio URL hashes (SHA-256, hex) to one of
-   * `audioUrlHashes` — the job an interrupted submission may have created. Pages back through
-   * the account's transcript list, newest first, for a bounded number of pages.
-   */
-  findTranscriptByAudioUrl(audioUrlHashes: ReadonlySet<string>, since: Date): Promise<string | null>;
-}
-
-export function audioUrlHash(audioUrl: string): string {
-  return createHash("sha256").update(audioUrl).digest("hex");
-}
 
 export interface AssemblyAiOptions {
   apiKey: string;

@@ -9,25 +9,8 @@ import { z } from "zod";
 import { PipelineError } from "../visit/errors.js";
 import { VisitSummarySchema } from "../visit/summary.js";
 import type { VisitSummary } from "../visit/summary.js";
+import type { SummaryRequest, SummaryResult, Summarizer } from "./ports.js";
 import { classifyTransportError, codeForHttpStatus, parseRetryAfter } from "./http-errors.js";
-
-export interface SummaryRequest {
-  /** The transcript as prompt text (speaker-labelled lines). */
-  transcriptText: string;
-  /** ISO 639-1 code of the recording's language, when known. */
-  languageCode: string | null;
-}
-
-export interface SummaryResult {
-  summary: VisitSummary;
-  model: string;
-  usage: { promptTokens: number; completionTokens: number } | null;
-}
-
-export interface Summarizer {
-  /** Paid: call once per claimed attempt. */
-  summarize(request: SummaryRequest, signal?: AbortSignal): Promise<SummaryResult>;
-}
 
 export interface OpenAiOptions {
   apiKey: string;

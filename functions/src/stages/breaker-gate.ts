@@ -2,8 +2,8 @@
 // While the breaker is open the caller defers its work — without using up a visit's attempts.
 
 import type { Pipeline } from "../pipeline.js";
-import { countsTowardOutage } from "../store/breaker.js";
-import type { ProviderName } from "../store/breaker.js";
+import { countsTowardOutage } from "../providers/outage-policy.js";
+import type { ProviderName } from "../providers/outage-policy.js";
 import { asPipelineError } from "../visit/errors.js";
 
 export type BreakerGate =
@@ -25,7 +25,7 @@ export async function guardedBreakerCall(p: Pipeline, provider: ProviderName): P
       } catch (error) {
         const failure = asPipelineError(error);
         // Any answer that is not an outage (a 400, a refusal) shows the provider is up again.
-        if (countsTowardOutage(failure)) await breaker.recordFailure(provider, p.now(), decision.probe, failure);
+        if (countsTowardOutage(failure)) await breaker.recordOutage(provider, p.now(), decision.probe);
         else await breaker.recordSuccess(provider, p.now(), decision.probe);
         throw error;
       }

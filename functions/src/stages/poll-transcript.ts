@@ -4,7 +4,7 @@
 
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
-import type { CompletedTranscript } from "../providers/assemblyai.js";
+import type { CompletedTranscript } from "../providers/ports.js";
 import { retryPolicy, withRetries } from "../providers/retry.js";
 import { saveTranscript, transcriptInfo } from "../store/transcripts.js";
 import { applyVisitEvent, updateVisit } from "../store/visits.js";

@@ -4,7 +4,7 @@
 
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
-import type { CompletedTranscript } from "../providers/assemblyai.js";
+import type { CompletedTranscript } from "../providers/ports.js";
 import { claimKey } from "../store/claims.js";
 import { takeRetryAllowance } from "../store/rate-limits.js";
 import { transcriptExists } from "../store/transcripts.js";

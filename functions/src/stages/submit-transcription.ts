@@ -7,7 +7,7 @@
 import { logs } from "../logs.js";
 import { TIMEOUTS } from "../pipeline.js";
 import type { Pipeline } from "../pipeline.js";
-import { audioUrlHash } from "../providers/assemblyai.js";
+import { audioUrlHash } from "../providers/ports.js";
 import { retryPolicy, withRetries } from "../providers/retry.js";
 import { failpoint } from "../runtime-hooks.js";
 import type { StoredClaim } from "../store/claims.js";

@@ -1,24 +1,14 @@
-// Provider outage circuit breaker shared by all instances: state in Firestore, probes claimed with create().
+// Provider outage circuit breaker shared by all instances: state in Firestore, probes claimed with
+// create(). Storage and transitions only; what counts as an outage and the settings are policy
+// (providers/outage-policy.ts).
 
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import type { DocumentReference } from "firebase-admin/firestore";
 import { z } from "zod";
-import type { Config } from "../config.js";
-import type { ErrorCode, PipelineError } from "../visit/errors.js";
+import type { BreakerSettings, ProviderName } from "../providers/outage-policy.js";
 import { db, isAlreadyExists } from "./db.js";
 
-export type ProviderName = "assemblyai" | "openai";
 export type BreakerStateName = "closed" | "open" | "half_open";
-
-export interface BreakerSettings {
-  failureThreshold: number;
-  windowSeconds: number;
-  cooldownSeconds: number;
-  /** a probe that neither succeeds nor fails within this long is presumed dead and another probe may start */
-  probeLeaseSeconds: number;
-  /** how long acquire() may reuse a state it read (per instance), to avoid a Firestore read per provider call; default 2000 */
-  cacheMs?: number;
-}
 
 export interface BreakerState {
   provider: ProviderName;
@@ -37,8 +27,8 @@ export interface OutageBreaker {
   acquire(provider: ProviderName, now: Date): Promise<BreakerDecision>;
   /** After a successful call. A probe's success closes the breaker (and resets counts). For a non-probe call in the closed state this must be cheap: no Firestore write. */
   recordSuccess(provider: ProviderName, now: Date, probe: boolean): Promise<void>;
-  /** After a failed call. Only failures for which countsTowardOutage(error) is true are recorded. A probe's failure re-opens for another cooldown. In the closed state, failures are counted in a fixed window starting at the first failure; reaching failureThreshold opens the breaker. */
-  recordFailure(provider: ProviderName, now: Date, probe: boolean, error: PipelineError): Promise<void>;
+  /** After a call failed in a way the outage policy counts (countsTowardOutage). A probe's failure re-opens for another cooldown. In the closed state, failures are counted in a fixed window starting at the first failure; reaching failureThreshold opens the breaker. */
+  recordOutage(provider: ProviderName, now: Date, probe: boolean): Promise<void>;
   /** Current state for health/ops (no cache). */
   state(provider: ProviderName): Promise<BreakerState>;
 }
@@ -54,33 +44,6 @@ const BREAKERS = "breakers";
 const PROBES = "probes";
 const OPENINGS = "openings";
 const DEFAULT_CACHE_MS = 2000;
-const DEFAULT_PROBE_LEASE_SECONDS = 60;
-// Time between a probe's request timing out and its outcome being recorded.
-const PROBE_REPORT_MARGIN_SECONDS = 30;
-
-const OUTAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  "provider_unavailable",
-  "provider_timeout",
-  "provider_network_error",
-  "provider_bad_response",
-  "provider_rate_limited",
-]);
-
-/** Outage-like failures. Auth, bad request, quota, content and job errors say the provider is up. */
-export function countsTowardOutage(error: PipelineError): boolean {
-  return OUTAGE_CODES.has(error.code);
-}
-
-export function breakerSettingsFrom(config: Config): BreakerSettings {
-  const longestRequestSeconds = Math.max(config.assemblyAiTimeoutSeconds, config.openAiTimeoutSeconds);
-  return {
-    failureThreshold: config.breakerFailureThreshold,
-    windowSeconds: config.breakerWindowSeconds,
-    cooldownSeconds: config.breakerCooldownSeconds,
-    // A probe still waiting on its request must not be presumed dead, or two live probes would run.
-    probeLeaseSeconds: Math.max(DEFAULT_PROBE_LEASE_SECONDS, longestRequestSeconds + PROBE_REPORT_MARGIN_SECONDS),
-  };
-}
 
 /** The document as stored: the public state plus what the probe claims need. */
 interface StoredBreaker extends BreakerState {
@@ -281,8 +244,7 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
     await commitWrite(provider, () => breakerRef(provider).set({ provider, ...counted, updatedAt: now }, { merge: true }));
   }
 
-  async function recordFailure(provider: ProviderName, now: Date, probe: boolean, error: PipelineError): Promise<void> {
-    if (!countsTowardOutage(error)) return;
+  async function recordOutage(provider: ProviderName, now: Date, probe: boolean): Promise<void> {
     const stored = await readStored(provider);
     if (stored.state === "closed") return countFailure(provider, stored, now);
     if (probe) return reopen(provider, stored, now);
@@ -293,5 +255,5 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
     return publicState(await readStored(provider));
   }
 
-  return { acquire, recordSuccess, recordFailure, state };
+  return { acquire, recordSuccess, recordOutage, state };
 }

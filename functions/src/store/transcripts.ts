@@ -2,7 +2,7 @@
 // transcript is written before anything else happens to the visit, and writing it again (a
 // repeated check) is harmless: the same id gives the same content.
 
-import type { CompletedTranscript, Utterance } from "../providers/assemblyai.js";
+import type { CompletedTranscript, Utterance } from "../providers/ports.js";
 import type { TranscriptInfo } from "../visit/model.js";
 import { SUBCOLLECTIONS, db } from "./db.js";
 import { visitRef } from "./visits.js";

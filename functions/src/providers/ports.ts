@@ -1,0 +1,69 @@
+// What the pipeline needs from its providers, apart from any vendor: the stages, the store and
+// the tests depend on these interfaces, and only pipeline.ts knows which adapter implements them.
+
+import { createHash } from "node:crypto";
+import type { ErrorCode } from "../visit/errors.js";
+import type { VisitSummary } from "../visit/summary.js";
+
+export interface Utterance {
+  speaker: string | null;
+  startMs: number;
+  endMs: number;
+  text: string;
+  confidence: number | null;
+}
+
+export interface CompletedTranscript {
+  transcriptId: string;
+  text: string;
+  utterances: Utterance[];
+  languageCode: string | null;
+  languageConfidence: number | null;
+  audioDurationSeconds: number | null;
+  speechModel: string | null;
+}
+
+export type TranscriptCheck =
+  | { state: "queued" | "processing" }
+  | { state: "completed"; transcript: CompletedTranscript }
+  | { state: "error"; code: ErrorCode; providerMessage: string };
+
+export interface SpeechToText {
+  /**
+   * Starts a transcription job. Paid, and AssemblyAI has no idempotency key: a failure whose
+   * outcome is unknown (timeout, reset, 5xx) is thrown with `outcomeUnknown` set and must not be
+   * repeated blindly — look for the job with findTranscriptByAudioUrl first.
+   */
+  submit(audioUrl: string): Promise<{ transcriptId: string }>;
+  /** Reads a job's state. Free and idempotent. */
+  check(transcriptId: string): Promise<TranscriptCheck>;
+  /**
+   * Finds a job created since `since` whose audio URL hashes (audioUrlHash) to one of
+   * `audioUrlHashes` — the job an interrupted submission may have created. Pages back through
+   * the account's transcript list, newest first, for a bounded number of pages.
+   */
+  findTranscriptByAudioUrl(audioUrlHashes: ReadonlySet<string>, since: Date): Promise<string | null>;
+}
+
+/** How a submitted audio URL is remembered: the URL itself is a credential and is never stored. */
+export function audioUrlHash(audioUrl: string): string {
+  return createHash("sha256").update(audioUrl).digest("hex");
+}
+
+export interface SummaryRequest {
+  /** The transcript as prompt text (speaker-labelled lines). */
+  transcriptText: string;
+  /** ISO 639-1 code of the recording's language, when known. */
+  languageCode: string | null;
+}
+
+export interface SummaryResult {
+  summary: VisitSummary;
+  model: string;
+  usage: { promptTokens: number; completionTokens: number } | null;
+}
+
+export interface Summarizer {
+  /** Paid: call once per claimed attempt. */
+  summarize(request: SummaryRequest, signal?: AbortSignal): Promise<SummaryResult>;
+}
