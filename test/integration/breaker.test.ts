@@ -1,6 +1,7 @@
 // The shared outage breaker against the embedded Firestore, with explicit clock values; two breaker
 // instances stand for two function instances.
 
+import { Timestamp } from "firebase-admin/firestore";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { breakerSettingsFrom, countsTowardOutage } from "../../functions/src/providers/outage-policy.js";
 import type { BreakerSettings, ProviderName } from "../../functions/src/providers/outage-policy.js";
@@ -9,8 +10,9 @@ import type { BreakerObserver, OutageBreaker } from "../../functions/src/store/b
 import { loadConfig } from "../../functions/src/config.js";
 import { ERROR_CODES, PipelineError, isErrorCode } from "../../functions/src/visit/errors.js";
 import type { ErrorCode } from "../../functions/src/visit/errors.js";
-import { startFirestore } from "../support/embedded-firestore.js";
-import type { FirestoreEndpoint } from "../support/embedded-firestore.js";
+import { db } from "../../functions/src/store/db.js";
+import { DocumentInvalidError } from "../../functions/src/store/typed-documents.js";
+import { useEmbeddedFirestore } from "../support/embedded-firestore.js";
 
 const SETTINGS: BreakerSettings = { failureThreshold: 3, windowSeconds: 60, cooldownSeconds: 120, probeLeaseSeconds: 60, cacheMs: 0 };
 const PROVIDER: ProviderName = "assemblyai";
@@ -45,22 +47,12 @@ async function openBreaker(breaker: OutageBreaker): Promise<void> {
   await fail(breaker, 0, 10, 20);
 }
 
-let firestore: FirestoreEndpoint;
 let observer: ReturnType<typeof recordingObserver>;
 let breaker: OutageBreaker;
 
-beforeAll(async () => {
-  // clear() between tests needs the in-process server, even when an external emulator is configured.
-  firestore = await startFirestore({ forceEmbedded: true });
-  process.env.FIRESTORE_EMULATOR_HOST = firestore.host;
-});
-
-afterAll(async () => {
-  await firestore.stop();
-});
+useEmbeddedFirestore({ beforeAll, afterAll, beforeEach });
 
 beforeEach(() => {
-  firestore.clear();
   observer = recordingObserver();
   breaker = createFirestoreBreaker(SETTINGS, observer);
 });
@@ -266,6 +258,48 @@ describe("the per-instance cache", () => {
     await breaker.recordSuccess(PROVIDER, at(141), true);
     expect(await caching.acquire(PROVIDER, at(260))).toEqual({ allowed: true, probe: false });
     expect(observer.events.filter((event) => event.event === "probeStarted")).toHaveLength(1);
+  });
+});
+
+describe("the stored documents", () => {
+  const breakerDoc = () => db().collection("breakers").doc(PROVIDER);
+
+  it("writes only the counting fields while counting, as Timestamps", async () => {
+    await fail(breaker, 0, 10);
+    const stored = (await breakerDoc().get()).data();
+    expect(Object.keys(stored ?? {}).sort()).toEqual(["failures", "provider", "updatedAt", "windowStartedAt"]);
+    expect(stored).toMatchObject({ provider: PROVIDER, failures: 2, windowStartedAt: expect.any(Timestamp), updatedAt: expect.any(Timestamp) });
+  });
+
+  it("claims the opening and the probe in documents of their own", async () => {
+    await openBreaker(breaker);
+    expect(await breaker.acquire(PROVIDER, at(150))).toEqual({ allowed: true, probe: true });
+    const opening = await breakerDoc().collection("openings").doc(String(at(0).getTime())).get();
+    expect(opening.data()).toEqual({ openedAt: Timestamp.fromDate(at(20)), failures: 3 });
+    const probe = await breakerDoc().collection("probes").doc(`${at(20).getTime()}-0`).get();
+    expect(probe.data()).toEqual({ openedAt: Timestamp.fromDate(at(20)), claimedAt: Timestamp.fromDate(at(150)), leaseUntil: Timestamp.fromDate(at(210)) });
+  });
+
+  it("reads a document written without provider or probe fields as that provider's", async () => {
+    await breakerDoc().set({ state: "open", failures: 5, openedAt: at(0), openUntil: at(120), updatedAt: at(0) });
+    expect(await breaker.state(PROVIDER)).toEqual({
+      provider: PROVIDER,
+      state: "open",
+      failures: 5,
+      windowStartedAt: null,
+      openedAt: at(0),
+      openUntil: at(120),
+      updatedAt: at(0),
+    });
+    expect(await breaker.acquire(PROVIDER, at(120))).toEqual({ allowed: true, probe: true });
+  });
+
+  it("refuses a document that does not match the model, naming it and the field", async () => {
+    await breakerDoc().set({ state: "ajar" });
+    await expect(breaker.state(PROVIDER)).rejects.toBeInstanceOf(DocumentInvalidError);
+    await expect(breaker.acquire(PROVIDER, at(0))).rejects.toMatchObject({ collection: "breakers", documentId: PROVIDER, fieldPath: "state" });
+    await breakerDoc().set({ provider: "openai", state: "closed" });
+    await expect(breaker.state(PROVIDER)).rejects.toMatchObject({ documentId: PROVIDER, fieldPath: "provider" });
   });
 });
 

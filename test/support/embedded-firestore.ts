@@ -56,3 +56,24 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * For a test file that talks to Firestore directly (no local runtime): an in-process server for
+ * the whole file, emptied before each test. clear() needs the in-process server, even when an
+ * external emulator is configured.
+ */
+export function useEmbeddedFirestore(hooks: {
+  beforeAll(fn: () => Promise<void>): void;
+  afterAll(fn: () => Promise<void>): void;
+  beforeEach(fn: () => void): void;
+}): void {
+  let firestore: FirestoreEndpoint | undefined;
+  hooks.beforeAll(async () => {
+    firestore = await startFirestore({ forceEmbedded: true });
+    process.env.FIRESTORE_EMULATOR_HOST = firestore.host;
+  });
+  hooks.afterAll(async () => {
+    await firestore?.stop();
+  });
+  hooks.beforeEach(() => firestore?.clear());
+}

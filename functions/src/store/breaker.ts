@@ -2,15 +2,17 @@
 // create(). Storage and transitions only; what counts as an outage and the settings are policy
 // (providers/outage-policy.ts).
 
-import { FieldValue, Timestamp } from "firebase-admin/firestore";
-import type { DocumentReference } from "firebase-admin/firestore";
+import { FieldValue } from "firebase-admin/firestore";
+import type { FirestoreDataConverter } from "firebase-admin/firestore";
 import { z } from "zod";
 import type { BreakerSettings, ProviderName } from "../providers/outage-policy.js";
 import { db, isAlreadyExists } from "./db.js";
+import { typedConverter } from "./typed-documents.js";
+import type { StoredData } from "./typed-documents.js";
 
 export type BreakerStateName = "closed" | "open" | "half_open";
 
-export interface BreakerState {
+export type BreakerState = {
   provider: ProviderName;
   state: BreakerStateName;
   failures: number;
@@ -18,7 +20,7 @@ export interface BreakerState {
   openedAt: Date | null;
   openUntil: Date | null;
   updatedAt: Date | null;
-}
+};
 
 export type BreakerDecision = { allowed: true; probe: boolean } | { allowed: false; retryAt: Date };
 
@@ -45,48 +47,90 @@ const PROBES = "probes";
 const OPENINGS = "openings";
 const DEFAULT_CACHE_MS = 2000;
 
-/** The document as stored: the public state plus what the probe claims need. */
-interface StoredBreaker extends BreakerState {
+/** The `breakers/{provider}` document: the public state plus what the probe claims need. */
+type BreakerDocument = BreakerState & {
   /** Probes started in this open period; the next probe's claim key is built from it. */
   probesStarted: number;
   /** Until when the running probe may still report; after it a replacement may start. */
   probeLeaseUntil: Date | null;
-}
+};
 
-const DateField = z
-  .instanceof(Timestamp)
-  .transform((timestamp) => timestamp.toDate())
-  .nullish()
-  .transform((value) => value ?? null);
+/** `breakers/{provider}/probes/{openedAtMs}-{probesStarted}`: a probe claimed with create(). */
+type ProbeClaim = { openedAt: Date | null; claimedAt: Date; leaseUntil: Date };
+
+/** `breakers/{provider}/openings/{windowStartedAtMs}`: an opening claimed with create(). */
+type OpeningClaim = { openedAt: Date; failures: number };
+
+const OptionalDate = z.date().nullable().default(null);
 
 // Failure counting merges only its own fields, so a document may lack `state`: that is closed.
-const BreakerDocSchema = z.object({
-  state: z.enum(["closed", "open", "half_open"]).default("closed"),
-  failures: z.number().default(0),
-  windowStartedAt: DateField,
-  openedAt: DateField,
-  openUntil: DateField,
-  updatedAt: DateField,
-  probesStarted: z.number().default(0),
-  probeLeaseUntil: DateField,
-});
+// `provider` is written with every change but the document id is what names the provider.
+function breakerSchema(provider: ProviderName) {
+  return z.object({
+    provider: z.literal(provider).default(provider),
+    state: z.enum(["closed", "open", "half_open"]).default("closed"),
+    failures: z.number().default(0),
+    windowStartedAt: OptionalDate,
+    openedAt: OptionalDate,
+    openUntil: OptionalDate,
+    updatedAt: OptionalDate,
+    probesStarted: z.number().default(0),
+    probeLeaseUntil: OptionalDate,
+  });
+}
 
-function breakerRef(provider: ProviderName): DocumentReference {
-  return db().collection(BREAKERS).doc(provider);
+const ProbeClaimSchema = z.object({ openedAt: z.date().nullable(), claimedAt: z.date(), leaseUntil: z.date() });
+const OpeningClaimSchema = z.object({ openedAt: z.date(), failures: z.number() });
+
+/** Compiles only when the schemas read exactly the models (not a narrower or wider type). */
+type Exactly<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _schemasMatchModels: [
+  Exactly<z.output<ReturnType<typeof breakerSchema>>, BreakerDocument>,
+  Exactly<z.output<typeof ProbeClaimSchema>, ProbeClaim>,
+  Exactly<z.output<typeof OpeningClaimSchema>, OpeningClaim>,
+] = [true, true, true];
+
+type BreakerConverter = FirestoreDataConverter<BreakerDocument, StoredData<BreakerDocument>>;
+
+// One schema and converter per provider, made on first use: they hold no connection (so they
+// outlive a reset Firestore handle), and zod compiles an object schema on its first parse.
+const breakerConverters = new Map<ProviderName, { schema: ReturnType<typeof breakerSchema>; converter: BreakerConverter }>();
+
+function breakerConverter(provider: ProviderName) {
+  let entry = breakerConverters.get(provider);
+  if (!entry) {
+    const schema = breakerSchema(provider);
+    entry = { schema, converter: typedConverter(BREAKERS, schema) };
+    breakerConverters.set(provider, entry);
+  }
+  return entry;
+}
+
+function breakerRef(provider: ProviderName) {
+  return db().collection(BREAKERS).doc(provider).withConverter(breakerConverter(provider).converter);
+}
+
+function probeRef(provider: ProviderName, key: string) {
+  const collection = `${BREAKERS}/${provider}/${PROBES}`;
+  return db().collection(collection).doc(key).withConverter(typedConverter(collection, ProbeClaimSchema));
+}
+
+function openingRef(provider: ProviderName, key: string) {
+  const collection = `${BREAKERS}/${provider}/${OPENINGS}`;
+  return db().collection(collection).doc(key).withConverter(typedConverter(collection, OpeningClaimSchema));
 }
 
 function addSeconds(date: Date, seconds: number): Date {
   return new Date(date.getTime() + seconds * 1000);
 }
 
-async function readStored(provider: ProviderName): Promise<StoredBreaker> {
+async function readStored(provider: ProviderName): Promise<BreakerDocument> {
   const snapshot = await breakerRef(provider).get();
-  const parsed = BreakerDocSchema.safeParse(snapshot.data() ?? {});
-  if (!parsed.success) throw new Error(`breaker document ${BREAKERS}/${provider} is invalid: ${parsed.error.message}`);
-  return { provider, ...parsed.data };
+  // A provider never written to reads as an empty document: closed, nothing counted.
+  return snapshot.data() ?? breakerConverter(provider).schema.parse({});
 }
 
-function publicState(stored: StoredBreaker): BreakerState {
+function publicState(stored: BreakerDocument): BreakerState {
   const { provider, state, failures, windowStartedAt, openedAt, openUntil, updatedAt } = stored;
   return { provider, state, failures, windowStartedAt, openedAt, openUntil, updatedAt };
 }
@@ -94,7 +138,7 @@ function publicState(stored: StoredBreaker): BreakerState {
 const CLAIM_PROBE = "claim_probe";
 
 /** What the stored state says about a call now, or that a probe may be claimed. */
-function decide(stored: StoredBreaker, now: Date, settings: BreakerSettings): BreakerDecision | typeof CLAIM_PROBE {
+function decide(stored: BreakerDocument, now: Date, settings: BreakerSettings): BreakerDecision | typeof CLAIM_PROBE {
   if (stored.state === "closed") return { allowed: true, probe: false };
   if (stored.openUntil && now < stored.openUntil) return { allowed: false, retryAt: stored.openUntil };
   if (stored.state === "half_open" && stored.probeLeaseUntil && now < stored.probeLeaseUntil) {
@@ -104,11 +148,11 @@ function decide(stored: StoredBreaker, now: Date, settings: BreakerSettings): Br
 }
 
 /** The open period (openedAt) and the probe's number in it: each can be claimed exactly once. */
-function probeKey(stored: StoredBreaker): string {
+function probeKey(stored: BreakerDocument): string {
   return `${stored.openedAt?.getTime() ?? 0}-${stored.probesStarted}`;
 }
 
-function closedFields(provider: ProviderName, now: Date) {
+function closedFields(provider: ProviderName, now: Date): BreakerDocument {
   return {
     provider,
     state: "closed",
@@ -122,12 +166,12 @@ function closedFields(provider: ProviderName, now: Date) {
   };
 }
 
-function openFields(provider: ProviderName, now: Date, failures: number, openUntil: Date) {
+function openFields(provider: ProviderName, now: Date, failures: number, openUntil: Date): Omit<BreakerDocument, "windowStartedAt"> {
   return { provider, state: "open", failures, openedAt: now, openUntil, probesStarted: 0, probeLeaseUntil: null, updatedAt: now };
 }
 
 interface CachedRead {
-  stored: StoredBreaker;
+  stored: BreakerDocument;
   readAtMs: number;
 }
 
@@ -135,13 +179,13 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
   const cacheMs = settings.cacheMs ?? DEFAULT_CACHE_MS;
   const cache = new Map<ProviderName, CachedRead>();
 
-  async function readFresh(provider: ProviderName): Promise<StoredBreaker> {
+  async function readFresh(provider: ProviderName): Promise<BreakerDocument> {
     const stored = await readStored(provider);
     cache.set(provider, { stored, readAtMs: Date.now() });
     return stored;
   }
 
-  function cached(provider: ProviderName): StoredBreaker | undefined {
+  function cached(provider: ProviderName): BreakerDocument | undefined {
     const entry = cache.get(provider);
     return entry && Date.now() - entry.readAtMs < cacheMs ? entry.stored : undefined;
   }
@@ -160,11 +204,11 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
    * emulator (writes applied one by one) a lost claim then writes nothing, and on Firestore the
    * commit is atomic. A claimer that read an older probesStarted tries a key already taken.
    */
-  async function claimProbe(provider: ProviderName, stored: StoredBreaker, now: Date): Promise<BreakerDecision> {
+  async function claimProbe(provider: ProviderName, stored: BreakerDocument, now: Date): Promise<BreakerDecision> {
     const leaseUntil = addSeconds(now, settings.probeLeaseSeconds);
     const ref = breakerRef(provider);
     const batch = db().batch();
-    batch.create(ref.collection(PROBES).doc(probeKey(stored)), { openedAt: stored.openedAt, claimedAt: now, leaseUntil });
+    batch.create(probeRef(provider, probeKey(stored)), { openedAt: stored.openedAt, claimedAt: now, leaseUntil });
     batch.set(
       ref,
       { provider, state: "half_open", probesStarted: stored.probesStarted + 1, probeLeaseUntil: leaseUntil, updatedAt: now },
@@ -202,7 +246,7 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
     observer?.closed(provider);
   }
 
-  async function reopen(provider: ProviderName, stored: StoredBreaker, now: Date): Promise<void> {
+  async function reopen(provider: ProviderName, stored: BreakerDocument, now: Date): Promise<void> {
     // Another report (e.g. of a probe presumed dead) already re-opened it for a fresh cooldown.
     if (stored.state === "open" && stored.openUntil && now < stored.openUntil) return;
     const failures = stored.failures + 1;
@@ -219,7 +263,7 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
     const openUntil = addSeconds(now, settings.cooldownSeconds);
     const ref = breakerRef(provider);
     const batch = db().batch();
-    batch.create(ref.collection(OPENINGS).doc(String(windowStartedAt.getTime())), { openedAt: now, failures });
+    batch.create(openingRef(provider, String(windowStartedAt.getTime())), { openedAt: now, failures });
     batch.set(ref, { ...openFields(provider, now, failures, openUntil), windowStartedAt }, { merge: true });
     try {
       await commitWrite(provider, () => batch.commit());
@@ -234,7 +278,7 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
    * Counts in a fixed window. Only the counting fields are written (never `state`), so a count
    * racing with an opening cannot close the breaker; concurrent counts may be approximate.
    */
-  async function countFailure(provider: ProviderName, stored: StoredBreaker, now: Date): Promise<void> {
+  async function countFailure(provider: ProviderName, stored: BreakerDocument, now: Date): Promise<void> {
     const windowStart = stored.windowStartedAt;
     const inWindow = windowStart !== null && now.getTime() < addSeconds(windowStart, settings.windowSeconds).getTime();
     const failures = inWindow ? stored.failures + 1 : 1;

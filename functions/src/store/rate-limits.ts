@@ -4,24 +4,43 @@
 // concurrent clicks to one provider call there.
 
 import { createHash } from "node:crypto";
-import { Timestamp } from "firebase-admin/firestore";
+import { z } from "zod";
 import { decideRetryAllowance } from "../visit/rate-limit.js";
 import type { RetryAllowance, RetryLimits } from "../visit/rate-limit.js";
 import { db } from "./db.js";
+import { typedConverter } from "./typed-documents.js";
 
 const RATE_LIMITS = "rateLimits";
 
+/** `rateLimits/visit-{visitId}`: when the visit was last retried. */
+type VisitRetryLimit = { lastRetryAt: Date };
+
+/** `rateLimits/user-{uid hash}`: the user's retries in (at least) the last hour. */
+type UserRetryLimit = { retryTimes: Date[]; updatedAt: Date };
+
+const VisitRetryLimitSchema = z.object({ lastRetryAt: z.date() });
+const UserRetryLimitSchema = z.object({ retryTimes: z.array(z.date()), updatedAt: z.date() });
+
+/** Compiles only when the schemas read exactly the models (not a narrower or wider type). */
+type Exactly<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _schemasMatchModels: [
+  Exactly<z.output<typeof VisitRetryLimitSchema>, VisitRetryLimit>,
+  Exactly<z.output<typeof UserRetryLimitSchema>, UserRetryLimit>,
+] = [true, true];
+
+const visitLimitConverter = typedConverter(RATE_LIMITS, VisitRetryLimitSchema);
+const userLimitConverter = typedConverter(RATE_LIMITS, UserRetryLimitSchema);
+
 function visitLimitRef(visitId: string) {
-  return db().collection(RATE_LIMITS).doc(`visit-${visitId}`);
+  return db().collection(RATE_LIMITS).doc(`visit-${visitId}`).withConverter(visitLimitConverter);
 }
 
 // uids may hold characters a document id cannot; the hash also keeps uids out of ids.
 function userLimitRef(uid: string) {
-  return db().collection(RATE_LIMITS).doc(`user-${createHash("sha256").update(uid).digest("hex").slice(0, 40)}`);
-}
-
-function toDate(value: unknown): Date | null {
-  return value instanceof Timestamp ? value.toDate() : null;
+  return db()
+    .collection(RATE_LIMITS)
+    .doc(`user-${createHash("sha256").update(uid).digest("hex").slice(0, 40)}`)
+    .withConverter(userLimitConverter);
 }
 
 export async function takeRetryAllowance(input: {
@@ -33,10 +52,10 @@ export async function takeRetryAllowance(input: {
   const visitRef = visitLimitRef(input.visitId);
   const userRef = userLimitRef(input.uid);
   return db().runTransaction(async (tx) => {
-    const [visitDoc, userDoc] = await tx.getAll(visitRef, userRef);
-    const userTimes = ((userDoc?.get("retryTimes") as unknown[] | undefined) ?? []).map(toDate).filter((d) => d !== null);
+    // Two gets rather than one getAll(): getAll() takes references of a single model type.
+    const [visitDoc, userDoc] = await Promise.all([tx.get(visitRef), tx.get(userRef)]);
     const allowance = decideRetryAllowance(
-      { lastVisitRetryAt: toDate(visitDoc?.get("lastRetryAt")), userRetryTimes: userTimes },
+      { lastVisitRetryAt: visitDoc.data()?.lastRetryAt ?? null, userRetryTimes: userDoc.data()?.retryTimes ?? [] },
       input.now,
       input.limits,
     );
