@@ -239,8 +239,13 @@ function toCompleted(transcript: TranscriptResponse): CompletedTranscript {
 }
 
 /**
- * A failed job reports only a message; these are the documented/observed families. Anything
- * unrecognised is `transcription_failed` (retryable: a fresh submission may succeed).
+ * The single exception to classifying by status/type (http-errors.ts), because a failed job
+ * carries nothing else: AssemblyAI answers 200 with `status: "error"` and a free-text `error`,
+ * with no error code or type to read. So this is the one place in the project that classifies by
+ * message text, by lower-cased fragment, first match wins (the families are listed in
+ * docs/errors.md). Anything unrecognised is `transcription_failed` (retryable: a fresh submission
+ * may succeed), so a message AssemblyAI rewords costs a retry rather than a permanent failure.
+ * The message can embed the signed audio URL: it reaches logs only through sanitizeDetail.
  */
 export function codeForTranscriptError(message: string): ErrorCode {
   const text = message.toLowerCase();
