@@ -5,6 +5,7 @@
 import { logger } from "firebase-functions";
 import { sanitizeDetail } from "./visit/errors.js";
 import type { PipelineError } from "./visit/errors.js";
+import type { LeaseStage } from "./visit/model.js";
 import type { VisitStatus } from "./visit/status.js";
 import { notifyLog } from "./runtime-hooks.js";
 
@@ -27,6 +28,11 @@ function errorFields(error: PipelineError): Fields {
   };
 }
 
+const ATTEMPT_FAILED_EVENT: Record<LeaseStage, string> = {
+  transcription: "transcription_submit_failed",
+  summarization: "summarization_failed",
+};
+
 export const logs = {
   uploadIgnored: (reason: string, bucket: string, generation: string) =>
     emit("info", "upload_ignored", { reason, bucket, generation }),
@@ -39,12 +45,13 @@ export const logs = {
   uploadAccepted: (visitId: string, contentType: string, sizeBytes: number) =>
     emit("info", "upload_accepted", { visitId, contentType, sizeBytes }),
 
-  transcriptionClaimTaken: (visitId: string, attempt: number) =>
-    emit("info", "transcription_already_claimed", { visitId, attempt }),
+  attemptClaimedElsewhere: (stage: LeaseStage, visitId: string, attempt: number) =>
+    emit("info", "attempt_claimed_elsewhere", { visitId, stage, attempt }),
+  /** A paid attempt failed; `willRetry` says whether another attempt follows automatically. */
+  attemptFailed: (stage: LeaseStage, visitId: string, attempt: number, error: PipelineError, willRetry: boolean) =>
+    emit(willRetry ? "warn" : "error", ATTEMPT_FAILED_EVENT[stage], { visitId, attempt, willRetry, ...errorFields(error) }),
   transcriptionSubmitted: (visitId: string, transcriptId: string, attempt: number, durationMs: number) =>
     emit("info", "transcription_submitted", { visitId, transcriptId, attempt, durationMs }),
-  transcriptionSubmitFailed: (visitId: string, attempt: number, error: PipelineError, willRetry: boolean) =>
-    emit(willRetry ? "warn" : "error", "transcription_submit_failed", { visitId, attempt, willRetry, ...errorFields(error) }),
   submissionRecoveryChecked: (visitId: string, suspects: number, found: boolean) =>
     emit("warn", "submission_recovery_checked", { visitId, suspects, found }),
   workDeferredForOutage: (visitId: string, provider: string, retryAt: Date) =>
@@ -71,8 +78,6 @@ export const logs = {
     visitId: string,
     fields: { attempt: number; model: string; actionItemCount: number; promptTokens?: number; completionTokens?: number; durationMs: number },
   ) => emit("info", "summarization_completed", { visitId, ...fields }),
-  summarizationFailed: (visitId: string, attempt: number, error: PipelineError, final: boolean) =>
-    emit(final ? "error" : "warn", "summarization_failed", { visitId, attempt, final, ...errorFields(error) }),
 
   providerRetry: (
     visitId: string,

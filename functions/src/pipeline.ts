@@ -41,7 +41,7 @@ export const TIMEOUTS = {
   api: 60,
 } as const;
 
-export function createPipeline(config: Config = getConfig()): Pipeline {
+function createPipeline(config: Config = getConfig()): Pipeline {
   let speech: SpeechToText | undefined;
   let summarizer: Summarizer | undefined;
   const breaker = createFirestoreBreaker(breakerSettingsFrom(config), {
@@ -82,7 +82,7 @@ export function createPipeline(config: Config = getConfig()): Pipeline {
  * Under the Storage emulator there is nothing to sign with (no service account key) and no
  * signature to check: the emulator serves the object at its media URL.
  */
-export function storageEmulatorMediaUrl(host: string, audio: AudioRef): string {
+function storageEmulatorMediaUrl(host: string, audio: AudioRef): string {
   const origin = /^https?:\/\//.test(host) ? host.replace(/\/+$/, "") : `http://${host}`;
   return `${origin}/v0/b/${encodeURIComponent(audio.bucket)}/o/${encodeURIComponent(audio.path)}?alt=media`;
 }

@@ -12,7 +12,8 @@ import { pipeline } from "../../functions/src/pipeline.js";
 import { retryVisit } from "../../functions/src/stages/retry-visit.js";
 import { db } from "../../functions/src/store/db.js";
 import type { Visit } from "../../functions/src/visit/model.js";
-import { STATUS_RANK, isTerminal } from "../../functions/src/visit/status.js";
+import { isTerminal } from "../../functions/src/visit/status.js";
+import type { VisitStatus } from "../../functions/src/visit/status.js";
 import { ASSEMBLYAI_ERROR_MESSAGES } from "../fakes/assemblyai.js";
 import { seededRandom } from "../fakes/faults.js";
 import type { FaultKind } from "../fakes/faults.js";
@@ -433,6 +434,16 @@ async function describeStuck(visits: Visit[], virtualNow: Date): Promise<string[
 }
 
 /** Items per visit beyond what its summary lists, plus items for visits without a summary. */
+/** The order in which a visit normally progresses; used to tell a forward move from a backward one. */
+const STATUS_RANK: Record<VisitStatus, number> = {
+  pending: 0,
+  transcribing: 1,
+  summarizing: 2,
+  partial: 3,
+  completed: 3,
+  failed: 3,
+};
+
 async function countDuplicateActionItems(states: Visit[]): Promise<number> {
   const snapshot = await db().collection("actions").get();
   const perVisit = groupBy(snapshot.docs, (doc) => String(doc.get("visitId")));

@@ -40,7 +40,12 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  await runtime.setEnv({ SUMMARY_MAX_ATTEMPTS: undefined, BREAKER_FAILURE_THRESHOLD: undefined });
+  await runtime.setEnv({
+    SUMMARY_MAX_ATTEMPTS: undefined,
+    TRANSCRIPTION_MAX_ATTEMPTS: undefined,
+    BREAKER_FAILURE_THRESHOLD: undefined,
+    PROVIDER_RETRY_MIN_DELAY_MS: undefined,
+  });
 });
 
 function eventsNamed(event: string): LoggedEvent[] {
@@ -159,6 +164,26 @@ describe("a provider outage", () => {
 });
 
 describe("attempts running out", () => {
+  it("transcription that keeps failing ends failed with its code after TRANSCRIPTION_MAX_ATTEMPTS paid submissions", async () => {
+    await runtime.setEnv({ TRANSCRIPTION_MAX_ATTEMPTS: "2", PROVIDER_RETRY_MIN_DELAY_MS: "1", BREAKER_FAILURE_THRESHOLD: "1000" });
+    // 503: AssemblyAI certainly created nothing, so each attempt also retries in-call (3 retries).
+    runtime.assemblyai.faults.enqueue("submit", { kind: "status", status: 503 }, 100);
+    const visitId = newVisitId();
+    await runtime.upload({ uid: "user-1", visitId });
+    await runtime.runUntilSettled([visitId], { advance: () => advanceClock(600) });
+    const visit = await readVisit(visitId);
+    expect(visit.status).toBe("failed");
+    expect(visit.error).toMatchObject({ stage: "transcription", code: "provider_unavailable", retryable: true });
+    const posts = runtime.assemblyai.requests.filter((request) => request.method === "POST");
+    expect(posts).toHaveLength(2 * 4);
+    const { listWorkClaims } = await import("../../functions/src/store/claims.js");
+    const paid = (await listWorkClaims(visitId, "transcription")).filter((claim) => claim.sentAt !== null);
+    expect(paid.map((claim) => [claim.round, claim.attempt, claim.outcome])).toEqual([
+      [0, 1, "failed"],
+      [0, 2, "failed"],
+    ]);
+  });
+
   it("summarization that keeps failing transiently ends partial with the transcript kept", async () => {
     await runtime.setEnv({ SUMMARY_MAX_ATTEMPTS: "2" });
     runtime.openai.faults.enqueue("chat", { kind: "status", status: 500 }, 100);

@@ -28,7 +28,7 @@ const EVENTS: VisitEvent[] = [
 // The whole table, spelled out: from-status → event → resulting status (absent = illegal).
 const EXPECTED: Record<string, Partial<Record<string, VisitStatus>>> = {
   "(none)": { upload_accepted: "pending", upload_rejected: "failed" },
-  pending: { upload_rejected: "failed", transcription_submitted: "transcribing", transcription_failed: "failed" },
+  pending: { transcription_submitted: "transcribing", transcription_failed: "failed" },
   transcribing: { transcript_saved: "summarizing", transcription_failed: "failed" },
   summarizing: { summary_saved: "completed", summary_failed: "partial" },
   partial: {

@@ -4,7 +4,7 @@
 import { getFunctions } from "firebase-admin/functions";
 import { adminApp } from "../store/db.js";
 
-export const SUMMARIZE_FUNCTION_NAME = "summarizeVisit";
+const SUMMARIZE_FUNCTION_NAME = "summarizeVisit";
 
 export interface SummarizeTask {
   visitId: string;
@@ -12,7 +12,7 @@ export interface SummarizeTask {
   dispatch: number;
 }
 
-export function summarizeTaskId(task: SummarizeTask): string {
+function summarizeTaskId(task: SummarizeTask): string {
   return `summarize-${task.visitId}-${task.dispatch}`;
 }
 

@@ -14,7 +14,7 @@ import { adminApp } from "../store/db.js";
 import { asPipelineError } from "../visit/errors.js";
 import { isValidVisitId } from "../visit/upload.js";
 
-export interface ApiError {
+interface ApiError {
   status: number;
   code: string;
   message: string;
@@ -22,7 +22,7 @@ export interface ApiError {
 }
 
 // The retry endpoint takes no body; anything larger than this is refused unread.
-export const MAX_BODY_BYTES = 1024;
+const MAX_BODY_BYTES = 1024;
 const SAFETY_MARGIN_MS = 10_000;
 
 const REJECTIONS: Record<RetryRejection, Omit<ApiError, "retryAfterSeconds">> = {
@@ -42,7 +42,7 @@ const REJECTIONS: Record<RetryRejection, Omit<ApiError, "retryAfterSeconds">> = 
   retry_quota_exceeded: { status: 429, code: "retry_quota_exceeded", message: "Too many retries in the last hour." },
 };
 
-export function sendError(res: Response, requestId: string, error: ApiError): void {
+function sendError(res: Response, requestId: string, error: ApiError): void {
   if (error.retryAfterSeconds !== undefined) res.set("Retry-After", String(error.retryAfterSeconds));
   res.status(error.status).json({
     error: {

@@ -32,7 +32,7 @@ export function parseRetryAfter(headers: Headers | undefined, nowMs: number): nu
 const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
 
 /** True when the failed request certainly did not reach the provider. */
-export function requestNeverSent(error: unknown): boolean {
+function requestNeverSent(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     const code = (current as { code?: unknown }).code;

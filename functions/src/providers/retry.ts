@@ -1,6 +1,8 @@
-// In-call retries for provider requests: exponential backoff with jitter (p-retry), retryable
-// errors only, Retry-After honoured, and never past the caller's deadline — a retry that would
-// outlive the function is left to the next invocation instead.
+// In-call retries for provider requests (p-retry): for transport failures and rate limits only,
+// exponential backoff with jitter, Retry-After honoured, and never past the caller's deadline.
+// Whether a failure is retried, and how long to wait, is decided once, right where the call
+// failed: a retry that could not finish before the deadline is declined there — before anything
+// is logged or slept — and left to the next invocation instead.
 
 import pRetry, { AbortError } from "p-retry";
 import { asPipelineError } from "../visit/errors.js";
@@ -28,16 +30,50 @@ export function retryPolicy(options: {
 }
 
 export interface RetryObserver {
+  /** A retry was decided: it is about to wait `delayMs`, then try again. */
   onRetry?(error: PipelineError, attempt: number, delayMs: number): void;
+}
+
+/**
+ * Failures worth repeating within the same call: the provider was unreachable, slow, overloaded
+ * or rate limiting. An answer the provider did give (a refusal, a cut-off or invalid summary, a
+ * failed job) is a whole attempt's outcome, handled across attempts, never re-bought in-call.
+ */
+function retriesInCall(error: PipelineError): boolean {
+  return error.transient && !error.outcomeUnknown && error.code.startsWith("provider_");
+}
+
+/** The wait before retry number `retry` (1-based): doubling from the minimum, ±50 % jitter, capped. */
+function backoffDelayMs(retry: number, policy: RetryPolicy, random: number): number {
+  const exponential = Math.min(policy.minDelayMs * 2 ** Math.max(0, retry - 1), policy.maxDelayMs);
+  return Math.round(exponential * (0.5 + Math.min(1, Math.max(0, random))));
+}
+
+export interface RetryEnvironment {
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
 }
 
 export async function withRetries<T>(
   call: (attempt: number) => Promise<T>,
   policy: RetryPolicy,
   observer: RetryObserver = {},
-  now: () => number = Date.now,
+  environment: RetryEnvironment | (() => number) = {},
 ): Promise<T> {
-  const fitsBeforeDeadline = (waitMs: number) => now() + waitMs + policy.attemptTimeoutMs <= policy.deadlineMs;
+  const env = typeof environment === "function" ? { now: environment } : environment;
+  const now = env.now ?? Date.now;
+  const sleep = env.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const random = env.random ?? Math.random;
+  // The wait decided for each failure, read back when p-retry reports it.
+  const planned = new WeakMap<Error, number>();
+
+  const plan = (failure: PipelineError, attempt: number): number | null => {
+    if (!retriesInCall(failure) || attempt > policy.retries) return null;
+    const waitMs = Math.max(failure.retryAfterMs ?? 0, backoffDelayMs(attempt, policy, random()));
+    return now() + waitMs + policy.attemptTimeoutMs <= policy.deadlineMs ? waitMs : null;
+  };
+
   try {
     return await pRetry(
       async (attempt) => {
@@ -45,36 +81,26 @@ export async function withRetries<T>(
           return await call(attempt);
         } catch (error) {
           const failure = asPipelineError(error);
-          // A paid call that may have taken effect is never repeated blindly.
-          if (!failure.transient || failure.outcomeUnknown) throw new AbortError(failure);
+          const waitMs = plan(failure, attempt);
+          if (waitMs === null) throw new AbortError(failure);
+          planned.set(failure, waitMs);
           throw failure;
         }
       },
       {
         retries: policy.retries,
-        minTimeout: policy.minDelayMs,
-        maxTimeout: policy.maxDelayMs,
-        factor: 2,
-        randomize: true,
-        shouldRetry: ({ error }) => {
-          const failure = asPipelineError(error);
-          return failure.transient && fitsBeforeDeadline(Math.max(failure.retryAfterMs ?? 0, policy.minDelayMs));
-        },
-        onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-          const failure = asPipelineError(error);
-          const retryAfterMs = failure.retryAfterMs ?? 0;
-          if (!failure.transient || retriesLeft === 0 || !fitsBeforeDeadline(retryAfterMs)) return;
-          observer.onRetry?.(failure, attemptNumber, retryAfterMs);
-          // p-retry's own backoff follows; waiting out Retry-After first keeps us at or past it.
-          if (retryAfterMs > 0) await sleep(retryAfterMs);
+        // The waits are ours (planned above); p-retry supplies the loop and the bookkeeping.
+        minTimeout: 0,
+        maxTimeout: 0,
+        randomize: false,
+        onFailedAttempt: async ({ error, attemptNumber }) => {
+          const waitMs = planned.get(error) ?? 0;
+          observer.onRetry?.(asPipelineError(error), attemptNumber, waitMs);
+          if (waitMs > 0) await sleep(waitMs);
         },
       },
     );
   } catch (error) {
     throw asPipelineError(error);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

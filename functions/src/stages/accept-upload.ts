@@ -9,7 +9,7 @@ import { visitError } from "../visit/errors.js";
 import type { AudioRef } from "../visit/model.js";
 import { normalizeMediaType, parseObjectSize, parseVisitUploadPath, validateUpload } from "../visit/upload.js";
 import { submitTranscription } from "./submit-transcription.js";
-import type { SubmissionOutcome } from "./submit-transcription.js";
+import type { StepOutcome } from "../steps/paid-step.js";
 
 /** The parts of a Cloud Storage object-finalized event the pipeline reads. */
 export interface UploadedObject {
@@ -23,8 +23,8 @@ export interface UploadedObject {
 export type UploadResult =
   | { outcome: "ignored"; reason: string }
   | { outcome: "rejected"; code: string }
-  | { outcome: "accepted"; submission: SubmissionOutcome }
-  | { outcome: "duplicate"; submission: SubmissionOutcome | null };
+  | { outcome: "accepted"; submission: StepOutcome }
+  | { outcome: "duplicate"; submission: StepOutcome | null };
 
 export async function acceptUpload(p: Pipeline, object: UploadedObject, deadlineMs: number): Promise<UploadResult> {
   const generation = generationOf(object.generation);

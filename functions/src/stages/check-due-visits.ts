@@ -6,7 +6,7 @@
 import { mapWithConcurrency } from "../concurrency.js";
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
-import { claimKey } from "../store/claims.js";
+import { claimCheck } from "../store/claims.js";
 import { findDueVisits, parkInvalidVisit, updateVisit } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
 import { asPipelineError } from "../visit/errors.js";
@@ -61,18 +61,10 @@ export async function checkDueVisits(p: Pipeline, startedMs: number, deadlineMs:
  * the same due time, so exactly one of them gets the visit; pushing the due time out to the end
  * of the check lease means a crashed check is picked up again later, under a new key.
  */
-export async function checkVisit(p: Pipeline, visit: Visit, deadlineMs: number): Promise<string> {
+async function checkVisit(p: Pipeline, visit: Visit, deadlineMs: number): Promise<string> {
   if (!visit.nextCheckAt) return "not_due";
   const now = p.now();
-  const claimed = await claimKey({
-    visitId: visit.id,
-    key: `check-${visit.nextCheckAt.getTime()}`,
-    stage: "check",
-    attempt: visit.checks + 1,
-    owner: p.owner,
-    now,
-    expiresAt: addSeconds(now, CHECK_LEASE_SECONDS),
-  });
+  const claimed = await claimCheck(visit.id, visit.nextCheckAt, { owner: p.owner, now, expiresAt: addSeconds(now, CHECK_LEASE_SECONDS) });
   if (!claimed) return "claimed_elsewhere";
   const leased = await updateVisit(
     visit.id,

@@ -5,7 +5,8 @@
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import type { CompletedTranscript } from "../providers/ports.js";
-import { claimKey } from "../store/claims.js";
+import { openProviderGate } from "../steps/provider-call.js";
+import { claimRetry } from "../store/claims.js";
 import { takeRetryAllowance } from "../store/rate-limits.js";
 import { transcriptExists } from "../store/transcripts.js";
 import { applyVisitEvent, getVisit } from "../store/visits.js";
@@ -59,18 +60,10 @@ export async function retryVisit(
   // One retry per round, however many clicks race here.
   const round = visit.retryCount + 1;
   const slot = Math.floor(now.getTime() / (RETRY_CLAIM_SLOT_SECONDS * 1000));
-  const claimed = await claimKey({
-    visitId: visit.id,
-    key: `retry-${round}-${slot}`,
-    stage: "retry",
-    attempt: round,
-    owner: p.owner,
-    now,
-    expiresAt: addSeconds(now, RETRY_CLAIM_SLOT_SECONDS),
-  });
+  const claimed = await claimRetry(visit.id, { round, slot }, { owner: p.owner, now, expiresAt: addSeconds(now, RETRY_CLAIM_SLOT_SECONDS) });
   if (!claimed) return { kind: "rejected", code: "already_processing" };
 
-  const resume = await chooseResume(p, visit);
+  const resume = await chooseResume(p, visit, deadlineMs);
   const written = await applyVisitEvent(
     visit.id,
     { type: "retry_accepted", resume: resume.stage },
@@ -107,11 +100,15 @@ interface ResumePlan {
   transcript?: CompletedTranscript;
 }
 
-async function chooseResume(p: Pipeline, visit: Visit): Promise<ResumePlan> {
+async function chooseResume(p: Pipeline, visit: Visit, deadlineMs: number): Promise<ResumePlan> {
   if (await transcriptExists(visit.id)) return { stage: "summarization" };
-  if (!visit.transcriptId) return { stage: "transcription" };
+  const transcriptId = visit.transcriptId;
+  if (!transcriptId) return { stage: "transcription" };
+  const gate = await openProviderGate(p, "assemblyai", { visitId: visit.id, deadlineMs });
+  // While AssemblyAI is down, the known job is polled by the checker once it is back.
+  if (!gate.allowed) return { stage: "transcript_checkpoint" };
   try {
-    const check = await p.speech().check(visit.transcriptId);
+    const check = await gate.call("get_transcript", () => p.speech().check(transcriptId));
     if (check.state === "completed") return { stage: "transcript_checkpoint", transcript: check.transcript };
     if (check.state === "error") return { stage: "transcription" };
     return { stage: "transcript_checkpoint" }; // still running: resume polling it

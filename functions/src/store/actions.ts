@@ -6,7 +6,7 @@ import type { Transaction } from "firebase-admin/firestore";
 import type { ActionItem } from "../visit/summary.js";
 import { COLLECTIONS, db } from "./db.js";
 
-export function actionItemId(visitId: string, index: number): string {
+function actionItemId(visitId: string, index: number): string {
   return `${visitId}-${String(index + 1).padStart(3, "0")}`;
 }
 

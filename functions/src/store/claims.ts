@@ -1,38 +1,91 @@
 // Idempotency keys for paid or irreversible work. A key is claimed with create(), which every
 // Firestore (and the embedded emulator) enforces atomically: of any number of concurrent or
-// repeated deliveries, exactly one gets to make the call the key names.
+// repeated deliveries, exactly one gets to make the call the key names. The key formats are
+// built here and nowhere else; what is counted later (paid attempts, suspects) is read from the
+// claim's fields, never parsed back out of its key.
 
+import { z } from "zod";
+import type { LeaseStage } from "../visit/model.js";
 import { SUBCOLLECTIONS, isAlreadyExists } from "./db.js";
+import { typedConverter } from "./typed-documents.js";
 import { visitRef } from "./visits.js";
 
-export type ClaimStage = "transcription" | "summarization" | "check" | "retry";
+/** `unknown`: sent, outcome not known; `not_created`: a later search found no job from it; `discarded`: it succeeded, but its result was fenced off (another attempt had moved the visit on). */
+export const CLAIM_RESULTS = ["succeeded", "failed", "unknown", "recovered", "not_created", "discarded"] as const;
+export type ClaimResult = (typeof CLAIM_RESULTS)[number];
 
-export interface ClaimInput {
-  visitId: string;
-  /** Unique per unit of work, e.g. workClaimKey(…) or `check-<dueTimeMs>`. */
-  key: string;
-  stage: ClaimStage;
+/**
+ * One unit of a stage's paid work: unique per recording (object generation), per retry round
+ * (the visit's retryCount when it started) and per automatic attempt within the round.
+ */
+export type WorkKey = {
+  stage: LeaseStage;
+  generation: string;
+  round: number;
   attempt: number;
+};
+
+export type Claim = WorkKey & {
   owner: string;
-  now: Date;
+  claimedAt: Date;
   expiresAt: Date;
+  /** When the paid request was about to leave (set before it is sent): this attempt was paid for. */
+  sentAt: Date | null;
+  /** SHA-256 of the signed audio URL a submission sent, to find the job it may have created. */
+  audioUrlSha256: string | null;
+  outcome: ClaimResult | null;
+  code: string | null;
+  /** What the paid call produced that the visit needs again if its checkpoint was lost. */
+  transcriptId: string | null;
+  finishedAt: Date | null;
+};
+
+/** A check or retry claim: one caller per due time, or per retry round and time slot. */
+type GateClaim = { stage: "check" | "retry"; owner: string; claimedAt: Date; expiresAt: Date };
+
+const nullable = <T extends z.ZodType>(schema: T) => schema.nullish().transform((value) => value ?? null);
+
+const ClaimSchema = z.object({
+  stage: z.enum(["transcription", "summarization"]),
+  generation: z.string(),
+  round: z.number(),
+  attempt: z.number(),
+  owner: z.string(),
+  claimedAt: z.date(),
+  expiresAt: z.date(),
+  sentAt: nullable(z.date()),
+  audioUrlSha256: nullable(z.string()),
+  outcome: nullable(z.enum(CLAIM_RESULTS)),
+  code: nullable(z.string()),
+  transcriptId: nullable(z.string()),
+  finishedAt: nullable(z.date()),
+}) satisfies z.ZodType<Claim, unknown>;
+
+const GateClaimSchema = z.object({
+  stage: z.enum(["check", "retry"]),
+  owner: z.string(),
+  claimedAt: z.date(),
+  expiresAt: z.date(),
+}) satisfies z.ZodType<GateClaim, unknown>;
+
+const claimConverter = typedConverter<Claim>("claims", ClaimSchema);
+const gateClaimConverter = typedConverter<GateClaim>("claims", GateClaimSchema);
+
+function claims(visitId: string) {
+  return visitRef(visitId).collection(SUBCOLLECTIONS.claims);
 }
 
-function claimRef(visitId: string, key: string) {
-  return visitRef(visitId).collection(SUBCOLLECTIONS.claims).doc(key);
+function workKey(work: WorkKey): string {
+  return `${work.stage}-${work.generation}-r${work.round}-${work.attempt}`;
 }
 
-/** True when this caller now owns the key; false when someone already claimed it. */
-export async function claimKey(input: ClaimInput): Promise<boolean> {
+function workRef(visitId: string, work: WorkKey) {
+  return claims(visitId).doc(workKey(work)).withConverter(claimConverter);
+}
+
+async function createOnce(create: () => Promise<unknown>): Promise<boolean> {
   try {
-    await claimRef(input.visitId, input.key).create({
-      stage: input.stage,
-      attempt: input.attempt,
-      owner: input.owner,
-      claimedAt: input.now,
-      expiresAt: input.expiresAt,
-      outcome: null,
-    });
+    await create();
     return true;
   } catch (error) {
     if (isAlreadyExists(error)) return false;
@@ -40,66 +93,68 @@ export async function claimKey(input: ClaimInput): Promise<boolean> {
   }
 }
 
-/**
- * Records what the claimed call produced (e.g. the transcript id), so that work done by an
- * attempt that then lost its lease can still be found.
- */
-/** `unknown`: sent, outcome not known; `not_created`: a later search found no job from it. */
-export type ClaimResult = "succeeded" | "failed" | "unknown" | "recovered" | "not_created";
-
-export async function recordClaimOutcome(
+/** True when this caller now owns the unit of work; false when someone already claimed it. */
+export function claimWork(
   visitId: string,
-  key: string,
+  work: WorkKey,
+  holder: { owner: string; now: Date; expiresAt: Date },
+): Promise<boolean> {
+  const claim: Claim = {
+    ...work,
+    owner: holder.owner,
+    claimedAt: holder.now,
+    expiresAt: holder.expiresAt,
+    sentAt: null,
+    audioUrlSha256: null,
+    outcome: null,
+    code: null,
+    transcriptId: null,
+    finishedAt: null,
+  };
+  return createOnce(() => workRef(visitId, work).create(claim));
+}
+
+/** Noted before a paid request is sent, so the attempt counts as paid and its result can be looked for. */
+export async function recordWorkSent(visitId: string, work: WorkKey, sent: { now: Date; audioUrlSha256?: string }): Promise<void> {
+  await workRef(visitId, work).update({ sentAt: sent.now, ...(sent.audioUrlSha256 ? { audioUrlSha256: sent.audioUrlSha256 } : {}) });
+}
+
+export async function recordWorkOutcome(
+  visitId: string,
+  work: WorkKey,
   outcome: { result: ClaimResult; code?: string; transcriptId?: string; now: Date },
 ): Promise<void> {
-  await claimRef(visitId, key).set(
-    { outcome: outcome.result, code: outcome.code ?? null, transcriptId: outcome.transcriptId, finishedAt: outcome.now },
-    { merge: true },
-  );
+  await workRef(visitId, work).update({
+    outcome: outcome.result,
+    code: outcome.code ?? null,
+    finishedAt: outcome.now,
+    ...(outcome.transcriptId ? { transcriptId: outcome.transcriptId } : {}),
+  });
 }
 
-/** Noted before a submission is sent, so a job it may have created can be found later. */
-export async function recordSubmittedAudioUrlHash(visitId: string, key: string, audioUrlSha256: string): Promise<void> {
-  await claimRef(visitId, key).set({ audioUrlSha256 }, { merge: true });
+/** The work claims of one stage of a visit (a handful per recording). */
+export async function listWorkClaims(visitId: string, stage: LeaseStage): Promise<Claim[]> {
+  const snapshot = await claims(visitId).withConverter(claimConverter).where("stage", "==", stage).get();
+  return snapshot.docs.map((doc) => doc.data());
 }
 
 /**
- * One unit of work of a stage, unique per recording (object generation), per retry round (the
- * visit's retryCount when it started) and per automatic attempt within the round.
+ * One checker per due time: overlapping checker runs read the same due time, so exactly one of
+ * them gets the visit.
  */
-export interface WorkKey {
-  stage: "transcription" | "summarization";
-  generation: string;
-  round: number;
-  attempt: number;
+export function claimCheck(visitId: string, dueAt: Date, holder: { owner: string; now: Date; expiresAt: Date }): Promise<boolean> {
+  const claim: GateClaim = { stage: "check", owner: holder.owner, claimedAt: holder.now, expiresAt: holder.expiresAt };
+  return createOnce(() => claims(visitId).doc(`check-${dueAt.getTime()}`).withConverter(gateClaimConverter).create(claim));
 }
 
-export function workClaimKey(work: WorkKey): string {
-  return `${work.stage}-${work.generation}-r${work.round}-${work.attempt}`;
-}
-
-export interface StoredClaim {
-  key: string;
-  stage: ClaimStage;
-  attempt: number;
-  claimedAt: Date;
-  outcome: ClaimResult | null;
-  audioUrlSha256: string | null;
-}
-
-/** The claims of one stage of a visit (a handful per recording). */
-export async function listClaims(visitId: string, stage: ClaimStage): Promise<StoredClaim[]> {
-  const snapshot = await visitRef(visitId).collection(SUBCOLLECTIONS.claims).where("stage", "==", stage).get();
-  return snapshot.docs.map((doc) => {
-    const data = doc.data();
-    const claimedAt = data.claimedAt as { toDate?: () => Date } | undefined;
-    return {
-      key: doc.id,
-      stage,
-      attempt: typeof data.attempt === "number" ? data.attempt : 0,
-      claimedAt: claimedAt?.toDate ? claimedAt.toDate() : new Date(0),
-      outcome: (data.outcome ?? null) as ClaimResult | null,
-      audioUrlSha256: typeof data.audioUrlSha256 === "string" ? data.audioUrlSha256 : null,
-    };
-  });
+/** One retry per round and time slot, however many clicks race. */
+export function claimRetry(
+  visitId: string,
+  retry: { round: number; slot: number },
+  holder: { owner: string; now: Date; expiresAt: Date },
+): Promise<boolean> {
+  const claim: GateClaim = { stage: "retry", owner: holder.owner, claimedAt: holder.now, expiresAt: holder.expiresAt };
+  return createOnce(() =>
+    claims(visitId).doc(`retry-${retry.round}-${retry.slot}`).withConverter(gateClaimConverter).create(claim),
+  );
 }

@@ -7,7 +7,7 @@ import type { TranscriptInfo } from "../visit/model.js";
 import { SUBCOLLECTIONS, db } from "./db.js";
 import { visitRef } from "./visits.js";
 
-export const TRANSCRIPT_ARTIFACT_ID = "transcript";
+const TRANSCRIPT_ARTIFACT_ID = "transcript";
 // Firestore documents hold at most 1 MiB. Long recordings are split into pages of utterances
 // well under that; the artifact document is written last, so its presence means complete.
 const INLINE_LIMIT_BYTES = 700_000;

@@ -1,94 +1,126 @@
-// Firestore access for visit documents. Every status change goes through applyVisitEvent, which
-// asks the state machine (visit/status.ts) for the write; every other write is guarded by the
-// status and, for work in flight, the lease attempt that owns it (fencing).
+// Firestore access for visit documents, through one typed converter: reads are checked against
+// the data model, and every update path is checked by the compiler. Every status change goes
+// through applyVisitEvent, which asks the state machine (visit/status.ts) for the write; every
+// other write is guarded by the status and, for work in flight, the lease attempt that owns it
+// (fencing).
 
-import { Timestamp } from "firebase-admin/firestore";
-import type { DocumentReference, DocumentSnapshot, Transaction } from "firebase-admin/firestore";
+import type { DocumentReference, Transaction, UpdateData } from "firebase-admin/firestore";
 import { z } from "zod";
-import type { VisitError } from "../visit/errors.js";
-import { sameAudio } from "../visit/model.js";
-import type { AudioRef, LeaseStage, Visit } from "../visit/model.js";
-import { VISIT_STATUSES, appendHistory, planTransition } from "../visit/status.js";
+import { PIPELINE_STAGES, isErrorCode } from "../visit/errors.js";
+import type { ErrorCode, VisitError } from "../visit/errors.js";
+import { applyPatch, sameAudio } from "../visit/model.js";
+import type { AudioRef, LeaseStage, Visit, VisitFields, VisitPatch } from "../visit/model.js";
+import { STATUS_TIME_FIELD, VISIT_STATUSES, appendHistory, canApply, isVisitEventType, planTransition } from "../visit/status.js";
 import type { VisitEvent, VisitStatus } from "../visit/status.js";
+import { VisitSummarySchema } from "../visit/summary.js";
 import { COLLECTIONS, db, isAlreadyExists } from "./db.js";
+import { DocumentInvalidError, typedConverter } from "./typed-documents.js";
+import type { Stored } from "./typed-documents.js";
 
-export function visitRef(visitId: string): DocumentReference {
-  return db().collection(COLLECTIONS.visits).doc(visitId);
-}
+const ErrorCodeSchema = z.custom<ErrorCode>((value) => typeof value === "string" && isErrorCode(value));
+const nullable = <T extends z.ZodType>(schema: T) => schema.nullish().transform((value) => value ?? null);
+const nullableDate = nullable(z.date());
 
-const DateField = z.custom<Timestamp | Date>((v) => v instanceof Timestamp || v instanceof Date).transform((v) =>
-  v instanceof Timestamp ? v.toDate() : v,
+const StatusTimesSchema = z.object(
+  Object.fromEntries(Object.values(STATUS_TIME_FIELD).map((field) => [field, nullableDate])) as {
+    [Field in (typeof STATUS_TIME_FIELD)[VisitStatus]]: typeof nullableDate;
+  },
 );
 
-// Lenient where the app or older versions may have left gaps; strict where the pipeline relies
-// on a value. A document that does not parse is reported, never half-used.
-const VisitDocSchema = z.object({
+// Lenient where the app or older versions may have left gaps (defaults); strict where the
+// pipeline relies on a value. A document that does not parse is reported, never half-used.
+const VisitFieldsSchema = StatusTimesSchema.extend({
   userId: z.string(),
-  audio: z
-    .object({
+  audio: nullable(
+    z.object({
       bucket: z.string(),
       path: z.string(),
       fileName: z.string(),
       contentType: z.string(),
       sizeBytes: z.number(),
       generation: z.string(),
-    })
-    .nullish()
-    .transform((v) => v ?? null),
+    }),
+  ),
   status: z.enum(VISIT_STATUSES),
-  transcriptId: z.string().nullish().transform((v) => v ?? null),
-  transcript: z.record(z.string(), z.unknown()).nullish().transform((v) => v ?? null),
-  summary: z.record(z.string(), z.unknown()).nullish().transform((v) => v ?? null),
+  transcriptId: nullable(z.string()),
+  transcript: nullable(
+    z.object({
+      languageCode: z.string().nullable(),
+      languageConfidence: z.number().nullable(),
+      audioDurationSeconds: z.number().nullable(),
+      utteranceCount: z.number(),
+      speakerCount: z.number(),
+      characterCount: z.number(),
+    }),
+  ),
+  summary: nullable(VisitSummarySchema),
+  summaryModel: nullable(z.string()),
   actionItemCount: z.number().default(0),
-  error: z
-    .object({ stage: z.string(), code: z.string(), message: z.string(), retryable: z.boolean() })
-    .nullish()
-    .transform((v) => v ?? null),
+  error: nullable(
+    z.object({ stage: z.enum(PIPELINE_STAGES), code: ErrorCodeSchema, message: z.string(), retryable: z.boolean() }),
+  ),
   retryCount: z.number().default(0),
-  attempts: z.object({ transcription: z.number().default(0), summarization: z.number().default(0) }).default({
-    transcription: 0,
-    summarization: 0,
-  }),
+  attempts: z
+    .object({ transcription: z.number().default(0), summarization: z.number().default(0) })
+    .default({ transcription: 0, summarization: 0 }),
   checks: z.number().default(0),
   summaryDispatches: z.number().default(0),
-  lease: z
-    .object({
+  lease: nullable(
+    z.object({
       stage: z.enum(["transcription", "summarization"]),
       attempt: z.number(),
       owner: z.string(),
-      expiresAt: DateField,
-    })
-    .nullish()
-    .transform((v) => v ?? null),
-  nextCheckAt: DateField.nullish().transform((v) => v ?? null),
-  deadlineAt: DateField.nullish().transform((v) => v ?? null),
-  createdAt: DateField,
-  updatedAt: DateField,
+      expiresAt: z.date(),
+    }),
+  ),
+  nextCheckAt: nullableDate,
+  deadlineAt: nullableDate,
+  createdAt: z.date(),
+  updatedAt: z.date(),
   history: z
-    .array(z.object({ status: z.enum(VISIT_STATUSES), event: z.string(), at: DateField, code: z.string().nullable() }))
+    .array(
+      z.object({
+        status: z.enum(VISIT_STATUSES),
+        event: z.custom<VisitEvent["type"]>(isVisitEventType),
+        at: z.date(),
+        code: z.string().nullable(),
+      }),
+    )
     .default([]),
-});
+  parkedAt: nullableDate,
+}) satisfies z.ZodType<VisitFields, unknown>;
 
-export class VisitDocumentInvalidError extends Error {
-  readonly code = "visit_document_invalid";
-  constructor(visitId: string, path: string) {
-    super(`visit ${visitId} does not match the data model at ${path}`);
-    this.name = "VisitDocumentInvalidError";
+export type StoredVisit = Stored<VisitFields>;
+
+const visitConverter = typedConverter<VisitFields>(COLLECTIONS.visits, VisitFieldsSchema);
+
+// Compile-time: every patch the pipeline can express is an update path of the stored document.
+const patchIsUpdate = (patch: VisitPatch): UpdateData<StoredVisit> => patch;
+
+export function visitRef(visitId: string): DocumentReference<VisitFields, StoredVisit> {
+  return db().collection(COLLECTIONS.visits).doc(visitId).withConverter(visitConverter);
+}
+
+/** A visit document that does not match the data model. */
+export class VisitDocumentInvalidError extends DocumentInvalidError {}
+
+function visitOf(visitId: string, fields: VisitFields | undefined): Visit | null {
+  return fields ? { id: visitId, ...fields } : null;
+}
+
+async function readVisit(visitId: string, tx?: Transaction): Promise<Visit | null> {
+  const ref = visitRef(visitId);
+  try {
+    const snapshot = tx ? await tx.get(ref) : await ref.get();
+    return visitOf(visitId, snapshot.data());
+  } catch (error) {
+    if (error instanceof DocumentInvalidError) throw new VisitDocumentInvalidError(error.collection, error.documentId, error.fieldPath);
+    throw error;
   }
 }
 
-export function toVisit(snapshot: DocumentSnapshot): Visit | null {
-  if (!snapshot.exists) return null;
-  const parsed = VisitDocSchema.safeParse(snapshot.data());
-  if (!parsed.success) {
-    throw new VisitDocumentInvalidError(snapshot.id, parsed.error.issues[0]?.path.join(".") ?? "?");
-  }
-  // The summary and transcript info were validated when written; the error code likewise.
-  return { id: snapshot.id, ...parsed.data } as Visit;
-}
-
-export async function getVisit(visitId: string): Promise<Visit | null> {
-  return toVisit(await visitRef(visitId).get());
+export function getVisit(visitId: string): Promise<Visit | null> {
+  return readVisit(visitId);
 }
 
 /** Conditions a write depends on. A write whose guard fails is skipped and reported. */
@@ -101,7 +133,7 @@ export interface VisitGuard {
 
 export type GuardFailure = "missing" | "status" | "lease" | "transcript";
 
-export function checkGuard(visit: Visit | null, guard: VisitGuard): GuardFailure | null {
+function checkGuard(visit: Visit | null, guard: VisitGuard): GuardFailure | null {
   if (!visit) return "missing";
   if (guard.statuses && !guard.statuses.includes(visit.status)) return "status";
   if (guard.lease && (visit.lease?.stage !== guard.lease.stage || visit.lease.attempt !== guard.lease.attempt)) {
@@ -111,62 +143,64 @@ export function checkGuard(visit: Visit | null, guard: VisitGuard): GuardFailure
   return null;
 }
 
+/** The outcome of a guarded write; `visit` is the document as it is after the write (or was, if skipped). */
 export type GuardedWrite = { applied: true; visit: Visit } | { applied: false; reason: GuardFailure; visit: Visit | null };
 
 /** Extra writes that must land in the same commit as the visit update (e.g. action items). */
 export type SameCommitWrites = (tx: Transaction, visit: Visit) => void;
 
+/** Reads, checks the guard, and writes `patchFor(visit)` in one transaction. */
+async function guardedWrite(
+  visitId: string,
+  guard: VisitGuard,
+  patchFor: (visit: Visit) => VisitPatch,
+  alsoWrite?: SameCommitWrites,
+): Promise<GuardedWrite> {
+  return db().runTransaction(async (tx) => {
+    const visit = await readVisit(visitId, tx);
+    const failure = checkGuard(visit, guard);
+    if (failure || !visit) return { applied: false, reason: failure ?? "missing", visit };
+    const patch = clampToDeadline(patchFor(visit), visit);
+    alsoWrite?.(tx, visit);
+    tx.update(visitRef(visitId), patchIsUpdate(patch));
+    return { applied: true, visit: applyPatch(visit, patch) };
+  });
+}
+
 /**
  * Applies a pipeline event: the state machine plans the status write, the guard fences it,
  * and `fields` (non-status data such as the summary) land in the same update.
  */
-export async function applyVisitEvent(
+export function applyVisitEvent(
   visitId: string,
   event: VisitEvent,
-  options: { now: Date; guard?: VisitGuard; fields?: Record<string, unknown>; alsoWrite?: SameCommitWrites },
+  options: { now: Date; guard?: VisitGuard; fields?: VisitPatch; alsoWrite?: SameCommitWrites },
 ): Promise<GuardedWrite> {
-  const ref = visitRef(visitId);
-  return db().runTransaction(async (tx) => {
-    const visit = toVisit(await tx.get(ref));
-    const failure = checkGuard(visit, options.guard ?? {});
-    if (failure || !visit) return { applied: false, reason: failure ?? "missing", visit };
-    const plan = planTransition(visit.status, event, options.now);
-    const update = clampToDeadline(
-      { ...plan.fields, ...options.fields, history: appendHistory(visit.history, plan.historyEntry) },
-      visit,
-    );
-    options.alsoWrite?.(tx, visit);
-    tx.update(ref, update);
-    return { applied: true, visit: { ...visit, ...(update as Partial<Visit>) } };
-  });
+  return guardedWrite(
+    visitId,
+    options.guard ?? {},
+    (visit) => {
+      const plan = planTransition(visit.status, event, options.now);
+      return { ...plan.fields, ...options.fields, history: appendHistory(visit.history, plan.historyEntry) };
+    },
+    options.alsoWrite,
+  );
+}
+
+/** A guarded write that does not change the status (leases, check times, attempt counters). */
+export function updateVisit(visitId: string, fields: VisitPatch, options: { now: Date; guard: VisitGuard }): Promise<GuardedWrite> {
+  return guardedWrite(visitId, options.guard, () => ({ ...fields, updatedAt: options.now }));
 }
 
 /**
  * An unfinished visit is always looked at again by its deadline, so the checker can end it:
  * no due time is set beyond `deadlineAt` (unless the same write moves the deadline).
  */
-function clampToDeadline(update: Record<string, unknown>, visit: Visit): Record<string, unknown> {
-  const deadline = update.deadlineAt instanceof Date ? update.deadlineAt : visit.deadlineAt;
-  const next = update.nextCheckAt;
-  if (!(next instanceof Date) || !deadline || next.getTime() <= deadline.getTime()) return update;
-  return { ...update, nextCheckAt: deadline };
-}
-
-/** A guarded write that does not change the status (leases, check times, attempt counters). */
-export async function updateVisit(
-  visitId: string,
-  fields: Record<string, unknown>,
-  options: { now: Date; guard: VisitGuard },
-): Promise<GuardedWrite> {
-  const ref = visitRef(visitId);
-  return db().runTransaction(async (tx) => {
-    const visit = toVisit(await tx.get(ref));
-    const failure = checkGuard(visit, options.guard);
-    if (failure || !visit) return { applied: false, reason: failure ?? "missing", visit };
-    const update = clampToDeadline({ ...fields, updatedAt: options.now }, visit);
-    tx.update(ref, update);
-    return { applied: true, visit: { ...visit, ...(update as Partial<Visit>) } };
-  });
+function clampToDeadline(patch: VisitPatch, visit: Visit): VisitPatch {
+  const deadline = patch.deadlineAt !== undefined ? patch.deadlineAt : visit.deadlineAt;
+  const next = patch.nextCheckAt;
+  if (!next || !deadline || next.getTime() <= deadline.getTime()) return patch;
+  return { ...patch, nextCheckAt: deadline };
 }
 
 export type UploadOutcome =
@@ -175,6 +209,26 @@ export type UploadOutcome =
   | { kind: "duplicate"; visit: Visit }
   | { kind: "owner_mismatch" }
   | { kind: "busy"; status: VisitStatus };
+
+/** What a new recording resets on its visit (the rest of a failed visit is kept). */
+function freshRecording(input: { userId: string; audio: AudioRef; deadlineAt: Date | null }) {
+  return {
+    userId: input.userId,
+    audio: input.audio,
+    transcriptId: null,
+    transcript: null,
+    summary: null,
+    attempts: { transcription: 0, summarization: 0 },
+    checks: 0,
+    lease: null,
+    nextCheckAt: null,
+    deadlineAt: input.deadlineAt,
+  } satisfies VisitPatch;
+}
+
+const NO_STATUS_TIMES = Object.fromEntries(Object.values(STATUS_TIME_FIELD).map((field) => [field, null])) as {
+  [Field in (typeof STATUS_TIME_FIELD)[VisitStatus]]: null;
+};
 
 /**
  * Records an upload on its visit: a new visit, or a fresh start of a failed one. A second
@@ -192,35 +246,44 @@ export async function recordUpload(input: {
   const ref = visitRef(input.visitId);
   const attempt = () =>
     db().runTransaction<UploadOutcome>(async (tx) => {
-      const visit = toVisit(await tx.get(ref));
+      const visit = await readVisit(input.visitId, tx);
       if (visit && visit.userId !== input.userId) return { kind: "owner_mismatch" };
       if (visit && sameAudio(visit.audio, input.audio)) return { kind: "duplicate", visit };
       const event: VisitEvent = input.rejection
         ? { type: "upload_rejected", error: input.rejection }
         : { type: "upload_accepted" };
-      if (visit && visit.status !== "failed") return { kind: "busy", status: visit.status };
+      // The state machine says which visits may take a new recording (a new one, or a failed one).
+      if (visit && !canApply(visit.status, event)) return { kind: "busy", status: visit.status };
       const plan = planTransition(visit?.status ?? null, event, input.now);
-      const fields = {
+      const patch: VisitPatch = {
         ...plan.fields,
-        userId: input.userId,
-        audio: input.audio,
-        transcriptId: null,
-        transcript: null,
-        summary: null,
-        attempts: { transcription: 0, summarization: 0 },
-        checks: 0,
-        lease: null,
-        nextCheckAt: null,
-        deadlineAt: input.rejection ? null : input.deadlineAt,
+        ...freshRecording({ userId: input.userId, audio: input.audio, deadlineAt: input.rejection ? null : input.deadlineAt }),
         history: appendHistory(visit?.history ?? [], plan.historyEntry),
       };
+      let written: Visit;
       if (visit) {
-        tx.update(ref, fields);
+        tx.update(ref, patchIsUpdate(patch));
+        written = applyPatch(visit, patch);
       } else {
         // create(): of two first deliveries racing, exactly one makes the visit.
-        tx.create(ref, { ...fields, createdAt: input.now, retryCount: 0, actionItemCount: 0, summaryDispatches: 0 });
+        const fields: VisitFields = {
+          ...NO_STATUS_TIMES,
+          ...freshRecording({ userId: input.userId, audio: input.audio, deadlineAt: null }),
+          status: plan.status,
+          summaryModel: null,
+          actionItemCount: 0,
+          error: null,
+          retryCount: 0,
+          summaryDispatches: 0,
+          createdAt: input.now,
+          updatedAt: input.now,
+          history: [],
+          parkedAt: null,
+          ...patch,
+        };
+        tx.create(ref, fields);
+        written = { id: input.visitId, ...fields };
       }
-      const written = { ...(visit ?? {}), ...fields, id: input.visitId } as unknown as Visit;
       return { kind: input.rejection ? "rejected" : "started", visit: written };
     });
   try {
@@ -242,17 +305,18 @@ export interface DueVisits {
 export async function findDueVisits(now: Date, limit: number): Promise<DueVisits> {
   const snapshot = await db()
     .collection(COLLECTIONS.visits)
+    .withConverter(visitConverter)
     .where("nextCheckAt", "<=", now)
     .orderBy("nextCheckAt")
     .limit(limit)
     .get();
   const due: DueVisits = { visits: [], invalidIds: [] };
+  // Each document is converted on its own, so one unreadable document cannot fail the batch.
   for (const doc of snapshot.docs) {
     try {
-      const visit = toVisit(doc);
-      if (visit) due.visits.push(visit);
+      due.visits.push({ id: doc.id, ...doc.data() });
     } catch (error) {
-      if (!(error instanceof VisitDocumentInvalidError)) throw error;
+      if (!(error instanceof DocumentInvalidError)) throw error;
       due.invalidIds.push(doc.id);
     }
   }
@@ -261,5 +325,7 @@ export async function findDueVisits(now: Date, limit: number): Promise<DueVisits
 
 /** Takes an unreadable visit out of the checker's queue (it is kept for inspection). */
 export async function parkInvalidVisit(visitId: string, now: Date): Promise<void> {
-  await visitRef(visitId).update({ nextCheckAt: null, parkedAt: now });
+  // Untyped on purpose: the document does not match the model, so only these two fields are touched.
+  await db().collection(COLLECTIONS.visits).doc(visitId).update({ nextCheckAt: null, parkedAt: now });
 }
+

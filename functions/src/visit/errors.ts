@@ -1,7 +1,8 @@
 // Typed pipeline errors with stable codes. Provider modules throw these; stages map them once
 // onto the visit. The code table is the contract the app and ops rely on (docs/errors.md).
 
-export type PipelineStage = "upload" | "transcription" | "summarization";
+export const PIPELINE_STAGES = ["upload", "transcription", "summarization"] as const;
+export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 
 interface CodeSpec {
   /** Whether the same call may succeed if tried again automatically (in-call or next attempt). */

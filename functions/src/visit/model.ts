@@ -2,10 +2,10 @@
 // docs/data-model.md is the contract the app reads; keep both in step.
 
 import type { VisitError } from "./errors.js";
-import type { StatusHistoryEntry, VisitStatus } from "./status.js";
+import type { StatusHistoryEntry, StatusTimeField, VisitStatus } from "./status.js";
 import type { VisitSummary } from "./summary.js";
 
-export interface AudioRef {
+export type AudioRef = {
   bucket: string;
   path: string;
   fileName: string;
@@ -13,34 +13,38 @@ export interface AudioRef {
   sizeBytes: number;
   /** The Cloud Storage object generation, as a decimal string (it exceeds 2^53). */
   generation: string;
-}
+};
 
 /** A unit of work that is running somewhere; writes from an older attempt are refused. */
 export type LeaseStage = "transcription" | "summarization";
 
-export interface Lease {
+export type Lease = {
   stage: LeaseStage;
   attempt: number;
   owner: string;
   expiresAt: Date;
-}
+};
 
 /** What the visit document keeps about its transcript (the text lives in the artifact). */
-export interface TranscriptInfo {
+export type TranscriptInfo = {
   languageCode: string | null;
   languageConfidence: number | null;
   audioDurationSeconds: number | null;
   utteranceCount: number;
   speakerCount: number;
   characterCount: number;
-}
+};
 
-export interface StageAttempts {
+export type StageAttempts = {
   transcription: number;
   summarization: number;
-}
+};
 
-export interface Visit {
+/** When the visit last entered each status (`pendingAt`, …); see STATUS_TIME_FIELD. */
+export type StatusTimes = { [Field in StatusTimeField]: Date | null };
+
+// A type alias, not an interface: Firestore's typed update paths (store/visits.ts) need one.
+export type Visit = StatusTimes & {
   id: string;
   userId: string;
   audio: AudioRef | null;
@@ -48,6 +52,8 @@ export interface Visit {
   transcriptId: string | null;
   transcript: TranscriptInfo | null;
   summary: VisitSummary | null;
+  /** The model that wrote the summary. */
+  summaryModel: string | null;
   actionItemCount: number;
   error: VisitError | null;
   retryCount: number;
@@ -63,6 +69,30 @@ export interface Visit {
   createdAt: Date;
   updatedAt: Date;
   history: StatusHistoryEntry[];
+  /** Set when the checker took an unreadable visit document out of its queue. */
+  parkedAt: Date | null;
+};
+
+/** Everything a visit stores (the id is the document's name). */
+export type VisitFields = Omit<Visit, "id">;
+
+/**
+ * A write to a visit: top-level fields, or one stage's attempt counter by its dotted path. The
+ * store checks at compile time that these are paths of the stored document.
+ */
+export type VisitPatch = Partial<VisitFields> & { [Path in `attempts.${LeaseStage}`]?: number };
+
+/** The visit as it is after `patch` was written to it (dotted paths set the nested field). */
+export function applyPatch(visit: Visit, patch: VisitPatch): Visit {
+  const { "attempts.transcription": transcription, "attempts.summarization": summarization, ...fields } = patch;
+  const next: Visit = { ...visit, ...fields };
+  if (transcription !== undefined || summarization !== undefined) {
+    next.attempts = {
+      transcription: transcription ?? next.attempts.transcription,
+      summarization: summarization ?? next.attempts.summarization,
+    };
+  }
+  return next;
 }
 
 export function sameAudio(audio: AudioRef | null, other: Pick<AudioRef, "bucket" | "path" | "generation">): boolean {

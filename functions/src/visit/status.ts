@@ -3,6 +3,7 @@
 // store/visits.ts, so an illegal move is an exception, never a silent overwrite.
 
 import type { VisitError } from "./errors.js";
+import type { VisitPatch } from "./model.js";
 
 export const VISIT_STATUSES = [
   "pending",
@@ -35,8 +36,10 @@ export type VisitEvent =
   | { type: "summary_failed"; error: VisitError }
   | { type: "retry_accepted"; resume: ResumeStage };
 
+/** The stages a retry may resume, in pipeline order; a retry resumes only the one that failed. */
+export const RESUME_STAGES = ["transcription", "transcript_checkpoint", "summarization"] as const;
 /** The stage a retry resumes: only the one that failed. */
-export type ResumeStage = "transcription" | "transcript_checkpoint" | "summarization";
+export type ResumeStage = (typeof RESUME_STAGES)[number];
 
 type EventType = VisitEvent["type"];
 
@@ -46,13 +49,14 @@ interface TransitionRule {
 }
 
 /**
- * The allowed transitions. `null` in `from` means "no visit yet". A re-upload after a failure
- * starts over (failed → pending); a retry resumes from the failed stage; nothing else moves a
+ * The allowed transitions. `null` in `from` means "no visit yet". A recording is taken (accepted
+ * or rejected) only by a new or failed visit; a re-upload after a failure starts over
+ * (failed → pending); a retry resumes from the failed stage; nothing else moves a
  * visit backwards.
  */
 const RULES: Record<EventType, TransitionRule> = {
   upload_accepted: { from: [null, "failed"], to: "pending" },
-  upload_rejected: { from: [null, "failed", "pending"], to: "failed" },
+  upload_rejected: { from: [null, "failed"], to: "failed" },
   transcription_submitted: { from: ["pending"], to: "transcribing" },
   transcript_saved: { from: ["transcribing"], to: "summarizing" },
   transcription_failed: { from: ["pending", "transcribing"], to: "failed" },
@@ -63,6 +67,10 @@ const RULES: Record<EventType, TransitionRule> = {
     to: (event) => (event.type === "retry_accepted" ? statusForResume(event.resume) : "failed"),
   },
 };
+
+export function isVisitEventType(value: unknown): value is EventType {
+  return typeof value === "string" && Object.hasOwn(RULES, value);
+}
 
 function statusForResume(resume: ResumeStage): VisitStatus {
   switch (resume) {
@@ -97,24 +105,15 @@ export function nextStatus(from: VisitStatus | null, event: VisitEvent): VisitSt
 }
 
 /** Timestamp field recording when a visit entered each status. */
-export const STATUS_TIME_FIELD: Record<VisitStatus, string> = {
+export const STATUS_TIME_FIELD = {
   pending: "pendingAt",
   transcribing: "transcribingAt",
   summarizing: "summarizingAt",
   partial: "partialAt",
   completed: "completedAt",
   failed: "failedAt",
-};
-
-/** The order in which a visit normally progresses; used to tell a forward move from a backward one. */
-export const STATUS_RANK: Record<VisitStatus, number> = {
-  pending: 0,
-  transcribing: 1,
-  summarizing: 2,
-  partial: 3,
-  completed: 3,
-  failed: 3,
-};
+} as const satisfies Record<VisitStatus, string>;
+export type StatusTimeField = (typeof STATUS_TIME_FIELD)[VisitStatus];
 
 export const HISTORY_LIMIT = 50;
 
@@ -128,7 +127,7 @@ export interface StatusHistoryEntry {
 export interface PlannedTransition {
   status: VisitStatus;
   /** Field values to write (besides timestamps the store adds). Pure data, no Firestore types. */
-  fields: Record<string, unknown>;
+  fields: VisitPatch;
   historyEntry: StatusHistoryEntry;
 }
 
@@ -138,7 +137,7 @@ export interface PlannedTransition {
  */
 export function planTransition(from: VisitStatus | null, event: VisitEvent, now: Date): PlannedTransition {
   const status = nextStatus(from, event);
-  const fields: Record<string, unknown> = { status, [STATUS_TIME_FIELD[status]]: now, updatedAt: now };
+  const fields: VisitPatch = { status, [STATUS_TIME_FIELD[status]]: now, updatedAt: now };
   switch (event.type) {
     case "upload_accepted":
       fields.error = null;

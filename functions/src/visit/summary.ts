@@ -3,9 +3,9 @@
 
 import { z } from "zod";
 
-export const MEDICATION_CHANGES = ["started", "stopped", "changed", "continued"] as const;
-export const ACTION_OWNERS = ["patient", "clinician", "care_team"] as const;
-export const DIAGNOSIS_CERTAINTIES = ["confirmed", "suspected", "ruled_out"] as const;
+const MEDICATION_CHANGES = ["started", "stopped", "changed", "continued"] as const;
+const ACTION_OWNERS = ["patient", "clinician", "care_team"] as const;
+const DIAGNOSIS_CERTAINTIES = ["confirmed", "suspected", "ruled_out"] as const;
 
 // Strict structured outputs require every property to be present: absent values are `null`
 // (`.nullable()`), never `.optional()`.

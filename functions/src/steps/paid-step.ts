@@ -1,0 +1,296 @@
+// The step runner: one unit of paid provider work on a visit, the local equivalent of a
+// durable-execution `step.run`. It owns, in this order, everything that makes paid work safe —
+// the stage says only which call to make, what to save and which status follows:
+//
+//   guard (status, live lease) → deadline → attempts left → breaker gate (open: defer, no attempt
+//   used) → claim the attempt's key with create() (claim before paying) → lease it on the visit
+//   → look for what an interrupted earlier attempt produced → note on the claim that the request
+//   is leaving (before sending) → the paid call, retried in-call → the outcome on the claim
+//   (outcome before status) → the checkpoint, fenced by the lease — or, on failure, the decision
+//   table: backoff / end / keep looking.
+
+import { logs } from "../logs.js";
+import type { Pipeline } from "../pipeline.js";
+import type { ProviderName } from "../providers/outage-policy.js";
+import { failpoint } from "../runtime-hooks.js";
+import type { FailpointName } from "../runtime-hooks.js";
+import { claimWork, listWorkClaims, recordWorkOutcome, recordWorkSent } from "../store/claims.js";
+import type { Claim, WorkKey } from "../store/claims.js";
+import { applyVisitEvent, getVisit, updateVisit } from "../store/visits.js";
+import type { GuardedWrite, SameCommitWrites } from "../store/visits.js";
+import { addSeconds, nextAttemptDelaySeconds } from "../visit/backoff.js";
+import { asPipelineError, visitError } from "../visit/errors.js";
+import type { ErrorCode, PipelineError, VisitError } from "../visit/errors.js";
+import { leaseIsLive } from "../visit/model.js";
+import type { LeaseStage, Visit, VisitPatch } from "../visit/model.js";
+import type { VisitEvent, VisitStatus } from "../visit/status.js";
+import { openProviderGate } from "./provider-call.js";
+import type { OperationOf } from "./provider-call.js";
+
+// Tries that fail before anything is sent (a URL that cannot be signed, a missing artifact) use no
+// paid attempt; this many of them on top of the paid ones end the stage all the same.
+export const UNPAID_TRIES_ALLOWED = 3;
+
+/** What the stage's paid work may do during one attempt. */
+export interface StepWork<P extends ProviderName> {
+  /** The visit as this attempt leased it. */
+  visit: Visit;
+  attempt: number;
+  /**
+   * The paid request. The claim notes that it is leaving (with what identifies it, for a later
+   * search) before it is sent; it then runs through the breaker and the in-call retries.
+   */
+  pay<T>(operation: OperationOf<P>, send: () => Promise<T>, identifies?: { audioUrlSha256: string }): Promise<T>;
+  /** A free request (a status read, a search) through the same breaker and retries. */
+  ask<T>(operation: OperationOf<P>, request: () => Promise<T>): Promise<T>;
+}
+
+/** What the visit becomes when the attempt succeeded (the runner adds `lease: null`). */
+export interface Checkpoint {
+  event: VisitEvent;
+  fields?: VisitPatch;
+  alsoWrite?: SameCommitWrites;
+}
+
+export interface PaidStep<P extends ProviderName, Output> {
+  stage: LeaseStage;
+  provider: P;
+  /** The status the step works in: every write it makes is guarded by it. */
+  status: VisitStatus;
+  maxPaidAttempts: number;
+  /** How long a claimed attempt owns the visit: longer than the caller's whole time budget. */
+  leaseSeconds: number;
+  /** Where local runtimes crash or stall an attempt: right after its paid call returned. */
+  afterPaidCall: FailpointName;
+  /** The paid work of one attempt. */
+  perform(work: StepWork<P>): Promise<Output>;
+  /**
+   * Looks for what earlier attempts of this recording produced but did not checkpoint (their
+   * claims are passed in). Without it, such work is paid for again.
+   */
+  recover?(work: StepWork<P>, leftovers: readonly Claim[]): Promise<Output | null>;
+  /** A small id of what was paid for (a transcript id), kept on the claim to be found again. */
+  resultId?(output: Output): string;
+  checkpoint(output: Output, now: Date): Checkpoint;
+  /** The event that ends the stage: `failed` or `partial`. */
+  endEvent(error: VisitError): VisitEvent;
+  succeeded?(visit: Visit, output: Output, attempt: number, durationMs: number): void;
+}
+
+export type StepOutcome =
+  | "succeeded"
+  | "recovered"
+  /** The visit is not (or no longer) in the step's status. */
+  | "not_ready"
+  /** An attempt is in flight elsewhere (live lease or claim taken). */
+  | "busy"
+  | "deferred_outage"
+  | "retry_scheduled"
+  | "ended"
+  /** This attempt's write was fenced off: newer work owns the visit. */
+  | "superseded";
+
+/** The paid-work history of the visit's current recording, read from the claims' fields. */
+interface Ledger {
+  /** Attempts of the current round whose request was sent. */
+  paidThisRound: number;
+  /** Work of this recording that may have produced something no checkpoint recorded. */
+  leftovers: Claim[];
+}
+
+async function readLedger(visit: Visit, stage: LeaseStage, generation: string, canRecover: boolean): Promise<Ledger> {
+  const mine = (await listWorkClaims(visit.id, stage)).filter((claim) => claim.generation === generation && claim.sentAt);
+  const thisRound = (claim: Claim) => claim.round === visit.retryCount;
+  return {
+    paidThisRound: mine.filter(thisRound).length,
+    leftovers: canRecover
+      ? mine.filter(
+          (claim) =>
+            claim.outcome === null ||
+            claim.outcome === "unknown" ||
+            // A result recorded while the visit is still in the step's status within the same
+            // round was never checkpointed (a round never returns to its starting status).
+            (claim.outcome === "succeeded" && claim.transcriptId !== null && thisRound(claim)),
+        )
+      : [],
+  };
+}
+
+export async function runPaidStep<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  visitId: string,
+  deadlineMs: number,
+): Promise<StepOutcome> {
+  const now = p.now();
+  const visit = await getVisit(visitId);
+  if (!visit || visit.status !== step.status || !visit.audio) return "not_ready";
+  if (leaseIsLive(visit.lease, now)) return "busy";
+  if (visit.deadlineAt && now >= visit.deadlineAt) return endStep(p, step, visit, "deadline_exceeded", null);
+  const generation = visit.audio.generation;
+  const ledger = await readLedger(visit, step.stage, generation, step.recover !== undefined);
+  const attempt = visit.attempts[step.stage] + 1;
+  const outOfAttempts =
+    ledger.paidThisRound >= step.maxPaidAttempts || attempt > step.maxPaidAttempts + UNPAID_TRIES_ALLOWED;
+  // Out of attempts, and nothing earlier left to look for: give up (the retry button can start over).
+  if (outOfAttempts && ledger.leftovers.length === 0) return endStep(p, step, visit, lastErrorCode(visit), null);
+
+  // While the provider is down, the visit waits without using up an attempt.
+  const gate = await openProviderGate(p, step.provider, { visitId, deadlineMs });
+  if (!gate.allowed) return deferForOutage(p, step, visit, gate.retryAt);
+
+  const work: WorkKey = { stage: step.stage, generation, round: visit.retryCount, attempt };
+  const leaseExpiresAt = addSeconds(now, step.leaseSeconds);
+  if (!(await claimWork(visitId, work, { owner: p.owner, now, expiresAt: leaseExpiresAt }))) {
+    logs.attemptClaimedElsewhere(step.stage, visitId, attempt);
+    return "busy";
+  }
+  const lease = { stage: step.stage, attempt };
+  const leased = await updateVisit(
+    visitId,
+    { [`attempts.${step.stage}`]: attempt, lease: { ...lease, owner: p.owner, expiresAt: leaseExpiresAt }, nextCheckAt: leaseExpiresAt },
+    { now, guard: { statuses: [step.status] } },
+  );
+  if (!leased.applied) return "superseded";
+
+  let sent = false;
+  const stepWork: StepWork<P> = {
+    visit: leased.visit,
+    attempt,
+    async pay(operation, send, identifies) {
+      await recordWorkSent(visitId, work, { now: p.now(), ...identifies });
+      sent = true;
+      const result = await gate.call(operation, send);
+      await failpoint(step.afterPaidCall);
+      return result;
+    },
+    ask: (operation, request) => gate.call(operation, request),
+  };
+  const startedMs = Date.now();
+  try {
+    const recovered = ledger.leftovers.length > 0 ? await recoverLeftovers(p, step, stepWork, ledger.leftovers) : null;
+    if (recovered === null && outOfAttempts) {
+      await recordWorkOutcome(visitId, work, { result: "failed", code: "attempts_exhausted", now: p.now() });
+      return endStep(p, step, visit, lastErrorCode(visit), lease);
+    }
+    const output = recovered ?? (await step.perform(stepWork));
+    const outcome = await checkpointStep(p, step, visit, work, output, recovered !== null);
+    if (outcome !== "superseded") step.succeeded?.(leased.visit, output, attempt, Date.now() - startedMs);
+    return outcome;
+  } catch (thrown) {
+    const error = asPipelineError(thrown);
+    await recordWorkOutcome(visitId, work, {
+      result: sent && error.outcomeUnknown ? "unknown" : "failed",
+      code: error.code,
+      now: p.now(),
+    });
+    const paidSoFar = ledger.paidThisRound + (sent ? 1 : 0);
+    // While earlier work may still have produced something, keep looking for it (bounded by the
+    // visit's deadline) rather than give up on something paid for.
+    const mayHaveProduced = step.recover !== undefined && (ledger.leftovers.length > 0 || (sent && error.outcomeUnknown));
+    const attemptsLeft = paidSoFar < step.maxPaidAttempts && attempt < step.maxPaidAttempts + UNPAID_TRIES_ALLOWED;
+    const willRetry = mayHaveProduced || (error.transient && attemptsLeft);
+    logs.attemptFailed(step.stage, visitId, attempt, error, willRetry);
+    if (!willRetry) return endStep(p, step, visit, error.code, lease);
+    return scheduleNextAttempt(p, step, visit, attempt, error, lease);
+  }
+}
+
+/** Asks the stage for what earlier work produced; a search that finds nothing settles that work. */
+async function recoverLeftovers<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  work: StepWork<P>,
+  leftovers: readonly Claim[],
+): Promise<Output | null> {
+  const found = (await step.recover?.(work, leftovers)) ?? null;
+  logs.submissionRecoveryChecked(work.visit.id, leftovers.length, found !== null);
+  if (found === null) {
+    await Promise.all(leftovers.map((claim) => recordWorkOutcome(work.visit.id, claim, { result: "not_created", now: p.now() })));
+  }
+  return found;
+}
+
+/** Outcome on the claim first (so a lost checkpoint can be found again), then the fenced checkpoint. */
+async function checkpointStep<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  visit: Visit,
+  work: WorkKey,
+  output: Output,
+  recovered: boolean,
+): Promise<StepOutcome> {
+  const now = p.now();
+  const resultId = step.resultId?.(output);
+  await recordWorkOutcome(visit.id, work, { result: recovered ? "recovered" : "succeeded", now, ...(resultId ? { transcriptId: resultId } : {}) });
+  const checkpoint = step.checkpoint(output, now);
+  const written = await applyVisitEvent(visit.id, checkpoint.event, {
+    now,
+    guard: { statuses: [step.status], lease: { stage: step.stage, attempt: work.attempt } },
+    fields: { ...checkpoint.fields, lease: null },
+    ...(checkpoint.alsoWrite ? { alsoWrite: checkpoint.alsoWrite } : {}),
+  });
+  if (written.applied) return recovered ? "recovered" : "succeeded";
+  logs.staleWriteRejected(visit.id, step.stage, work.attempt, written.reason);
+  // Paid for, and of no use now that other work has moved the visit on: counted as waste. While
+  // the visit is still in the step's status, the result stays findable for the next attempt.
+  if (written.visit?.status !== step.status) await recordWorkOutcome(visit.id, work, { result: "discarded", now: p.now() });
+  return "superseded";
+}
+
+async function scheduleNextAttempt<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  visit: Visit,
+  attempt: number,
+  error: PipelineError,
+  lease: { stage: LeaseStage; attempt: number },
+): Promise<StepOutcome> {
+  const now = p.now();
+  const delay = nextAttemptDelaySeconds(attempt, p.config.attemptBackoffSeconds, error.retryAfterMs, Math.random());
+  const written = await updateVisit(
+    visit.id,
+    { error: visitError(step.stage, error.code), lease: null, nextCheckAt: addSeconds(now, delay) },
+    { now, guard: { statuses: [step.status], lease } },
+  );
+  return reportWrite(visit.id, step.stage, attempt, written, "retry_scheduled");
+}
+
+/** The provider is down: no attempt is used; the checker comes back when the breaker says. */
+async function deferForOutage<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  visit: Visit,
+  retryAt: Date,
+): Promise<StepOutcome> {
+  const now = p.now();
+  await updateVisit(visit.id, { nextCheckAt: retryAt }, { now, guard: { statuses: [step.status] } });
+  logs.workDeferredForOutage(visit.id, step.provider, retryAt);
+  return "deferred_outage";
+}
+
+/** Ends the stage (`failed` / `partial`, by the step's end event); the retry button can resume it. */
+export async function endStep<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  visit: Visit,
+  code: ErrorCode,
+  lease: { stage: LeaseStage; attempt: number } | null,
+): Promise<StepOutcome> {
+  const written = await applyVisitEvent(visit.id, step.endEvent(visitError(step.stage, code)), {
+    now: p.now(),
+    guard: { statuses: [step.status], ...(lease ? { lease } : {}) },
+    fields: { lease: null },
+  });
+  return reportWrite(visit.id, step.stage, lease?.attempt ?? 0, written, "ended");
+}
+
+function reportWrite(visitId: string, stage: LeaseStage, attempt: number, written: GuardedWrite, outcome: StepOutcome): StepOutcome {
+  if (written.applied) return outcome;
+  logs.staleWriteRejected(visitId, stage, attempt, written.reason);
+  return "superseded";
+}
+
+function lastErrorCode(visit: Visit): ErrorCode {
+  return visit.error?.code ?? "attempts_exhausted";
+}
