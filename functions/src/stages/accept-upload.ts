@@ -4,6 +4,7 @@
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import { recordUpload } from "../store/visits.js";
+import type { UploadOutcome } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
 import { visitError } from "../visit/errors.js";
 import type { AudioRef } from "../visit/model.js";
@@ -57,6 +58,17 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
     deadlineAt: addSeconds(p.now(), p.config.visitDeadlineHours * 3600),
   });
 
+  return reportUpload(p, recorded, { visitId, generation, audio, contentType: object.contentType }, deadlineMs);
+}
+
+/** Logs what recording the upload did, and hands a new (or not yet submitted) recording to transcription. */
+async function reportUpload(
+  p: Pipeline,
+  recorded: UploadOutcome,
+  upload: { visitId: string; generation: string; audio: AudioRef; contentType: string | undefined },
+  deadlineMs: number,
+): Promise<UploadResult> {
+  const { visitId, generation, audio } = upload;
   switch (recorded.kind) {
     case "owner_mismatch":
       logs.uploadOwnerMismatch(visitId);
@@ -65,7 +77,7 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
       logs.uploadVisitBusy(visitId, recorded.status);
       return { outcome: "ignored", reason: "visit_busy" };
     case "rejected":
-      logs.uploadRejected(visitId, recorded.visit.error?.code ?? "unknown", object.contentType, audio.sizeBytes);
+      logs.uploadRejected(visitId, recorded.visit.error?.code ?? "unknown", upload.contentType, audio.sizeBytes);
       return { outcome: "rejected", code: recorded.visit.error?.code ?? "unknown" };
     case "duplicate":
       logs.uploadDuplicate(visitId, generation, recorded.visit.status);

@@ -64,22 +64,7 @@ export async function retryVisit(
   if (!claimed) return { kind: "rejected", code: "already_processing" };
 
   const resume = await chooseResume(p, visit, deadlineMs);
-  const written = await applyVisitEvent(
-    visit.id,
-    { type: "retry_accepted", resume: resume.stage },
-    {
-      now,
-      guard: { statuses: [visit.status] },
-      fields: {
-        retryCount: round,
-        deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
-        lease: null,
-        nextCheckAt: now,
-        ...(resume.stage === "transcription" ? { "attempts.transcription": 0, transcriptId: null, checks: 0 } : {}),
-        ...(resume.stage === "summarization" ? { "attempts.summarization": 0 } : {}),
-      },
-    },
-  );
+  const written = await startRound(p, visit, round, resume.stage, now);
   if (!written.applied) return { kind: "rejected", code: "already_processing" };
   logs.retryAccepted(visit.id, round, resume.stage);
 
@@ -92,6 +77,26 @@ export async function retryVisit(
     resumedStage: resume.stage,
     retryCount: round,
   };
+}
+
+/** The new round: a fresh deadline, due now, and fresh attempts for the stage it resumes. */
+function startRound(p: Pipeline, visit: Visit, round: number, stage: ResumeStage, now: Date) {
+  return applyVisitEvent(
+    visit.id,
+    { type: "retry_accepted", resume: stage },
+    {
+      now,
+      guard: { statuses: [visit.status] },
+      fields: {
+        retryCount: round,
+        deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
+        lease: null,
+        nextCheckAt: now,
+        ...(stage === "transcription" ? { "attempts.transcription": 0, transcriptId: null, checks: 0 } : {}),
+        ...(stage === "summarization" ? { "attempts.summarization": 0 } : {}),
+      },
+    },
+  );
 }
 
 interface ResumePlan {

@@ -25,7 +25,7 @@ import { leaseIsLive } from "../visit/model.js";
 import type { LeaseStage, Visit, VisitPatch } from "../visit/model.js";
 import type { VisitEvent, VisitStatus } from "../visit/status.js";
 import { openProviderGate } from "./provider-call.js";
-import type { OperationOf } from "./provider-call.js";
+import type { OperationOf, ProviderGate } from "./provider-call.js";
 
 // Tries that fail before anything is sent (a URL that cannot be signed, a missing artifact) use no
 // paid attempt; this many of them on top of the paid ones end the stage all the same.
@@ -122,6 +122,27 @@ export async function runPaidStep<P extends ProviderName, Output>(
   visitId: string,
   deadlineMs: number,
 ): Promise<StepOutcome> {
+  const started = await startAttempt(p, step, visitId, deadlineMs);
+  return typeof started === "string" ? started : runAttempt(p, step, started);
+}
+
+/** An attempt that holds its claim and its lease, ready to pay. */
+interface StartedAttempt<P extends ProviderName> {
+  visit: Visit;
+  work: WorkKey;
+  lease: { stage: LeaseStage; attempt: number };
+  gate: Extract<ProviderGate<P>, { allowed: true }>;
+  ledger: Ledger;
+  outOfAttempts: boolean;
+}
+
+/** Everything before the paid work: guard, deadline, attempts, breaker gate, claim, lease. */
+async function startAttempt<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  visitId: string,
+  deadlineMs: number,
+): Promise<StepOutcome | StartedAttempt<P>> {
   const now = p.now();
   const visit = await getVisit(visitId);
   if (!visit || visit.status !== step.status || !visit.audio) return "not_ready";
@@ -152,13 +173,22 @@ export async function runPaidStep<P extends ProviderName, Output>(
     { now, guard: { statuses: [step.status] } },
   );
   if (!leased.applied) return "superseded";
+  return { visit: leased.visit, work, lease, gate, ledger, outOfAttempts };
+}
 
+/** The paid work of a started attempt, its checkpoint, or the decision after its failure. */
+async function runAttempt<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  started: StartedAttempt<P>,
+): Promise<StepOutcome> {
+  const { visit, work, lease, gate, ledger } = started;
   let sent = false;
   const stepWork: StepWork<P> = {
-    visit: leased.visit,
-    attempt,
+    visit,
+    attempt: work.attempt,
     async pay(operation, send, identifies) {
-      await recordWorkSent(visitId, work, { now: p.now(), ...identifies });
+      await recordWorkSent(visit.id, work, { now: p.now(), ...identifies });
       sent = true;
       const result = await gate.call(operation, send);
       await failpoint(step.afterPaidCall);
@@ -169,30 +199,26 @@ export async function runPaidStep<P extends ProviderName, Output>(
   const startedMs = Date.now();
   try {
     const recovered = ledger.leftovers.length > 0 ? await recoverLeftovers(p, step, stepWork, ledger.leftovers) : null;
-    if (recovered === null && outOfAttempts) {
-      await recordWorkOutcome(visitId, work, { result: "failed", code: "attempts_exhausted", now: p.now() });
+    if (recovered === null && started.outOfAttempts) {
+      await recordWorkOutcome(visit.id, work, { result: "failed", code: "attempts_exhausted", now: p.now() });
       return endStep(p, step, visit, lastErrorCode(visit), lease);
     }
     const output = recovered ?? (await step.perform(stepWork));
     const outcome = await checkpointStep(p, step, visit, work, output, recovered !== null);
-    if (outcome !== "superseded") step.succeeded?.(leased.visit, output, attempt, Date.now() - startedMs);
+    if (outcome !== "superseded") step.succeeded?.(visit, output, work.attempt, Date.now() - startedMs);
     return outcome;
   } catch (thrown) {
     const error = asPipelineError(thrown);
-    await recordWorkOutcome(visitId, work, {
-      result: sent && error.outcomeUnknown ? "unknown" : "failed",
-      code: error.code,
-      now: p.now(),
-    });
+    await recordWorkOutcome(visit.id, work, { result: sent && error.outcomeUnknown ? "unknown" : "failed", code: error.code, now: p.now() });
     const paidSoFar = ledger.paidThisRound + (sent ? 1 : 0);
     // While earlier work may still have produced something, keep looking for it (bounded by the
     // visit's deadline) rather than give up on something paid for.
     const mayHaveProduced = step.recover !== undefined && (ledger.leftovers.length > 0 || (sent && error.outcomeUnknown));
-    const attemptsLeft = paidSoFar < step.maxPaidAttempts && attempt < step.maxPaidAttempts + UNPAID_TRIES_ALLOWED;
+    const attemptsLeft = paidSoFar < step.maxPaidAttempts && work.attempt < step.maxPaidAttempts + UNPAID_TRIES_ALLOWED;
     const willRetry = mayHaveProduced || (error.transient && attemptsLeft);
-    logs.attemptFailed(step.stage, visitId, attempt, error, willRetry);
+    logs.attemptFailed(step.stage, visit.id, work.attempt, error, willRetry);
     if (!willRetry) return endStep(p, step, visit, error.code, lease);
-    return scheduleNextAttempt(p, step, visit, attempt, error, lease);
+    return scheduleNextAttempt(p, step, visit, work.attempt, error, lease);
   }
 }
 
