@@ -39,6 +39,8 @@ export const TIMEOUTS = {
   checker: 120,
   summarize: 900,
   api: 60,
+  retention: 300,
+  accountDeletion: 540,
 } as const;
 
 function createPipeline(config: Config = getConfig()): Pipeline {
@@ -79,7 +81,7 @@ function createPipeline(config: Config = getConfig()): Pipeline {
 }
 
 /**
- * Under the Storage emulator there is nothing to sign with (no service account key) and no
+ * Under the Firebase Storage emulator there is nothing to sign with (no service account key) and no
  * signature to check: the emulator serves the object at its media URL.
  */
 function storageEmulatorMediaUrl(host: string, audio: AudioRef): string {
@@ -101,8 +103,12 @@ export function resetPipeline(): void {
 }
 
 async function signReadUrl(audio: AudioRef, expiresAt: Date): Promise<string> {
-  const emulatorHost = process.env.FIREBASE_STORAGE_EMULATOR_HOST ?? process.env.STORAGE_EMULATOR_HOST;
-  if (emulatorHost) return storageEmulatorMediaUrl(emulatorHost, audio);
+  // Only the Firebase emulator suite's variable selects the media URL (for functions it sets both it
+  // and STORAGE_EMULATOR_HOST=http://host). STORAGE_EMULATOR_HOST alone — the local runtime's fake
+  // JSON API — keeps real v4 signing, done locally with the service-account key; the URL then names
+  // that host (http://127.0.0.1:PORT/bucket/path?X-Goog-…) instead of storage.googleapis.com.
+  const firebaseEmulatorHost = process.env.FIREBASE_STORAGE_EMULATOR_HOST;
+  if (firebaseEmulatorHost) return storageEmulatorMediaUrl(firebaseEmulatorHost, audio);
   try {
     const [url] = await getStorage(adminApp())
       .bucket(audio.bucket)

@@ -1,9 +1,9 @@
 // The local runtime: the real exported functions from functions/src, run in this process against
-// embedded Firestore, local fake AssemblyAI/OpenAI servers and a local Cloud Tasks endpoint —
-// the real firebase-admin, assemblyai and openai SDKs talk to all of them over the wire. Used by
-// the integration tests, `npm run demo`, the chaos suite and the benchmark.
+// embedded Firestore, a fake Cloud Storage JSON API, local fake AssemblyAI/OpenAI servers and a
+// local Cloud Tasks endpoint — the real firebase-admin, assemblyai and openai SDKs talk to all of
+// them over the wire. Used by the integration tests, `npm run demo`, the chaos suite and the benchmark.
 
-import { statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import functionsTest from "firebase-functions-test";
@@ -11,6 +11,8 @@ import { FakeAssemblyAI } from "../fakes/assemblyai.js";
 import type { FakeAssemblyAIOptions } from "../fakes/assemblyai.js";
 import { FakeOpenAI } from "../fakes/openai.js";
 import type { FakeOpenAIOptions } from "../fakes/openai.js";
+import { FakeCloudStorage } from "../fakes/storage.js";
+import type { FakeCloudStorageOptions } from "../fakes/storage.js";
 import { FakeCloudTasks } from "./cloud-tasks.js";
 import { writeLocalServiceAccount } from "./credentials.js";
 import { startFirestore } from "./embedded-firestore.js";
@@ -33,6 +35,7 @@ export const FAST_TUNABLES: Record<string, string> = {
 export interface LocalRuntimeOptions {
   assemblyai?: FakeAssemblyAIOptions;
   openai?: FakeOpenAIOptions;
+  storage?: FakeCloudStorageOptions;
   /** Extra environment (tunables) for the functions. */
   env?: Record<string, string>;
   /** Use real providers when their keys are in the environment (demo only). */
@@ -44,7 +47,9 @@ export interface UploadInput {
   visitId: string;
   fileName?: string;
   contentType?: string | undefined;
+  /** The size the event and the object's metadata report; the stored body stays small (see upload). */
   sizeBytes?: number | string;
+  /** Store the object with this generation (a re-delivery when it is already the live one), not a new one. */
   generation?: string;
   /** A raw object name, to test paths the pipeline must ignore. */
   objectName?: string;
@@ -58,8 +63,13 @@ export interface LocalRuntime {
   firestore: FirestoreEndpoint;
   assemblyai: FakeAssemblyAI;
   openai: FakeOpenAI;
+  /** The Cloud Storage the functions' firebase-admin reaches through STORAGE_EMULATOR_HOST. */
+  storage: FakeCloudStorage;
   tasks: FakeCloudTasks;
-  /** Delivers a storage object-finalized event to onAudioUploaded (firebase-functions-test wrap). */
+  /**
+   * Stores the object in the fake Cloud Storage, then delivers its object-finalized event (with the
+   * generation the fake assigned) to onAudioUploaded (firebase-functions-test wrap).
+   */
   upload(input: UploadInput): Promise<void>;
   /** One run of checkPendingTranscripts, as Cloud Scheduler would trigger it. */
   runChecker(): Promise<void>;
@@ -86,6 +96,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const firestore = await startFirestore();
   const assemblyai = await FakeAssemblyAI.start(options.assemblyai);
   const openai = await FakeOpenAI.start(options.openai);
+  const storage = await FakeCloudStorage.start(options.storage);
   const tasks = await FakeCloudTasks.start();
   const useRealAssemblyAi = options.realProviders?.assemblyai ?? false;
   const useRealOpenAi = options.realProviders?.openai ?? false;
@@ -99,10 +110,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     METADATA_SERVER_DETECTION: "none",
     GOOGLE_APPLICATION_CREDENTIALS: writeLocalServiceAccount(PROJECT_ID),
     FIRESTORE_EMULATOR_HOST: firestore.host,
+    // With the scheme: @google-cloud/storage uses the value verbatim as its JSON API base (and
+    // assumes https without one). URL signing stays real and local (see signReadUrl).
+    STORAGE_EMULATOR_HOST: storage.emulatorHost,
     CLOUD_TASKS_EMULATOR_HOST: tasks.host,
     ...FAST_TUNABLES,
     ...options.env,
   });
+  // The Firebase Storage emulator's variable would switch signReadUrl to media URLs, and
+  // firebase-admin would point STORAGE_EMULATOR_HOST at that emulator: this runtime has the fake.
+  delete process.env.FIREBASE_STORAGE_EMULATOR_HOST;
   if (!useRealAssemblyAi) {
     process.env.ASSEMBLYAI_BASE_URL = assemblyai.baseUrl;
     process.env.ASSEMBLYAI_API_KEY = options.assemblyai?.apiKey ?? "test-assemblyai-key";
@@ -138,18 +155,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     firestore,
     assemblyai,
     openai,
+    storage,
     tasks,
     async upload(input) {
       const fileName = input.fileName ?? "visit-en.m4a";
       const name = input.objectName ?? `users/${input.uid}/visits/${input.visitId}/${fileName}`;
-      const generation = input.generation ?? nextGeneration();
+      const bucket = input.bucket ?? BUCKET;
+      const contentType = "contentType" in input ? input.contentType : "audio/mp4";
+      const { body, size } = uploadBody(fileName, input.sizeBytes);
+      const { generation } = storage.put(bucket, name, body, {
+        contentType,
+        reportedSize: size,
+        ...(input.generation === undefined ? {} : { generation: input.generation }),
+      });
       await wrappedUpload({
         id: `${name}#${generation}`,
         data: {
-          bucket: input.bucket ?? BUCKET,
+          bucket,
           name,
-          contentType: "contentType" in input ? input.contentType : "audio/mp4",
-          size: String(input.sizeBytes ?? fixtureSize(fileName)),
+          contentType,
+          size,
           generation,
           metageneration: "1",
         },
@@ -187,6 +212,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       firestore.clear();
       assemblyai.reset();
       openai.reset();
+      storage.reset();
     },
     async close() {
       fft.cleanup();
@@ -197,6 +223,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       await tasks.close();
       await assemblyai.close();
       await openai.close();
+      await storage.close();
       await firestore.stop();
       restoreEnvironment(environmentBefore);
     },
@@ -211,12 +238,42 @@ function restoreEnvironment(before: NodeJS.ProcessEnv): void {
   Object.assign(process.env, before);
 }
 
-function fixtureSize(fileName: string): number {
-  try {
-    return statSync(path.join(FIXTURES_DIR, fileName)).size;
-  } catch {
-    return 123_456;
+/** Bodies above this are stored as this many zero bytes; the metadata still reports the requested size. */
+const MAX_STORED_BODY_BYTES = 64 * 1024;
+const DEFAULT_SIZE_BYTES = 123_456;
+
+/**
+ * The fixture's bytes when there is one and no other size is asked for; otherwise zero bytes of
+ * the requested size, capped (an "oversize recording" test must not allocate 300 MiB). `size` is
+ * what the event and the object's metadata report, as given (it may be malformed on purpose).
+ */
+function uploadBody(fileName: string, sizeBytes: number | string | undefined): { body: Buffer; size: string } {
+  const fixture = readFixture(fileName);
+  if (fixture !== undefined && (sizeBytes === undefined || String(sizeBytes) === String(fixture.length))) {
+    return { body: fixture, size: String(fixture.length) };
   }
+  const size = String(sizeBytes ?? DEFAULT_SIZE_BYTES);
+  const requested = Number(size);
+  const length = Number.isSafeInteger(requested) && requested > 0 ? Math.min(requested, MAX_STORED_BODY_BYTES) : 0;
+  return { body: Buffer.alloc(length), size };
+}
+
+const fixtureBytes = new Map<string, Buffer | undefined>();
+
+/** Read once per process: the chaos suite and the benchmark upload hundreds of times (the fake stores the same buffer). */
+function readFixture(fileName: string): Buffer | undefined {
+  // Only plain file names: an odd one a test passes must not read outside the fixtures folder.
+  if (fileName !== path.basename(fileName)) return undefined;
+  if (!fixtureBytes.has(fileName)) {
+    let bytes: Buffer | undefined;
+    try {
+      bytes = readFileSync(path.join(FIXTURES_DIR, fileName));
+    } catch {
+      bytes = undefined;
+    }
+    fixtureBytes.set(fileName, bytes);
+  }
+  return fixtureBytes.get(fileName);
 }
 
 function numberOrUndefined(value: unknown): number | undefined {
