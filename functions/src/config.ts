@@ -2,8 +2,8 @@
 // them and records their values), secrets, and the provider endpoint overrides. Read once per
 // instance, validated with zod, typed.
 
-import { defineInt, defineSecret, defineString } from "firebase-functions/params";
-import type { IntParam, StringParam } from "firebase-functions/params";
+import { defineBoolean, defineInt, defineSecret, defineString } from "firebase-functions/params";
+import type { BooleanParam, IntParam, StringParam } from "firebase-functions/params";
 import { z } from "zod";
 import { PipelineError } from "./visit/errors.js";
 
@@ -19,8 +19,8 @@ export const functionsRegion = defineString("FUNCTIONS_REGION", {
 // Each tunable: the param `firebase deploy` knows, its default and its valid range. At runtime a
 // param is just an environment variable, and a local run (tests, demo) may have none set, so the
 // default is applied here as well as declared to the CLI.
-interface Tunable<T extends number | string> {
-  param: T extends number ? IntParam : StringParam;
+interface Tunable<T extends number | string | boolean> {
+  param: T extends number ? IntParam : T extends boolean ? BooleanParam : StringParam;
   defaultValue: T;
   schema: z.ZodType<T>;
 }
@@ -30,6 +30,15 @@ function intTunable(name: string, defaultValue: number, min: number, max: number
     param: defineInt(name, { default: defaultValue, description }),
     defaultValue,
     schema: z.coerce.number().int().min(min).max(max),
+  };
+}
+
+function boolTunable(name: string, defaultValue: boolean, description: string): Tunable<boolean> {
+  return {
+    param: defineBoolean(name, { default: defaultValue, description }),
+    defaultValue,
+    // Params reach the runtime as environment strings.
+    schema: z.union([z.boolean(), z.enum(["true", "false"]).transform((value) => value === "true")]),
   };
 }
 
@@ -43,10 +52,29 @@ export const tunables = {
   maxUploadBytes: intTunable("MAX_UPLOAD_BYTES", 250 * MIB, 1, 5 * 1024 * MIB, "Largest accepted recording, in bytes."),
   signedUrlTtlHours: intTunable(
     "SIGNED_URL_TTL_HOURS",
-    24,
+    3,
     1,
     168,
-    "Lifetime of the read URL given to AssemblyAI; it must outlive AssemblyAI's queue time.",
+    "Lifetime of the read URL given to AssemblyAI; it must outlive AssemblyAI's queue time (an expired one fails the job retryably).",
+  ),
+  deleteProviderTranscripts: boolTunable(
+    "DELETE_PROVIDER_TRANSCRIPTS",
+    true,
+    "Delete each transcript at AssemblyAI once it is saved in Firestore (retried by the checker if the delete fails).",
+  ),
+  audioRetentionDays: intTunable(
+    "AUDIO_RETENTION_DAYS",
+    30,
+    0,
+    3650,
+    "Days a recording is kept in Storage after its upload; 0 keeps it forever.",
+  ),
+  bookkeepingRetentionDays: intTunable(
+    "BOOKKEEPING_RETENTION_DAYS",
+    30,
+    1,
+    3650,
+    "Days claims and tombstones are kept before Firestore's TTL policy may delete them.",
   ),
   speechModels: stringTunable(
     "ASSEMBLYAI_SPEECH_MODELS",

@@ -1,6 +1,7 @@
 // The deployed functions. Their export names are a public contract (docs, ops and monitoring
 // refer to them). Each trigger only adapts its event and calls a stage.
 
+import * as functionsV1 from "firebase-functions/v1";
 import { setGlobalOptions } from "firebase-functions/v2";
 import { onRequest } from "firebase-functions/v2/https";
 import { onSchedule } from "firebase-functions/v2/scheduler";
@@ -14,6 +15,8 @@ import { logs } from "./logs.js";
 import { TIMEOUTS, pipeline } from "./pipeline.js";
 import { acceptUpload } from "./stages/accept-upload.js";
 import { checkDueVisits } from "./stages/check-due-visits.js";
+import { deleteUserData } from "./stages/delete-visit.js";
+import { deleteExpiredRecordings } from "./stages/retention.js";
 import { summarizeVisit as summarizeVisitStage } from "./stages/summarize.js";
 import { isValidVisitId } from "./visit/upload.js";
 
@@ -84,9 +87,31 @@ export const summarizeVisit = onTaskDispatched<SummarizeTask>(
   },
 );
 
-/** The app-facing HTTPS API: the retry button and a health check (see docs/api.md). */
+/** The app-facing HTTPS API: retry, deletion, export and a health check (see docs/api.md). */
 export const api = onRequest(
-  // A retry may check or resubmit the recording at AssemblyAI within the request.
+  // A retry may check or resubmit the recording at AssemblyAI, and a deletion deletes there.
   { secrets: [assemblyAiApiKey], timeoutSeconds: TIMEOUTS.api, memory: "256MiB", invoker: "public" },
   handleApiRequest,
 );
+
+/** Every hour: delete recordings past AUDIO_RETENTION_DAYS from Storage (the visit keeps the rest). */
+export const deleteExpiredAudio = onSchedule(
+  { schedule: "every 60 minutes", timeoutSeconds: TIMEOUTS.retention, memory: "256MiB", retryCount: 0 },
+  async () => {
+    await deleteExpiredRecordings(pipeline(), deadlineFrom(Date.now(), TIMEOUTS.retention));
+  },
+);
+
+/**
+ * A Firebase Auth account was deleted: delete all of that user's visits. Gen 2 has no user-deleted
+ * event; this is the 1st-gen Auth trigger (as the official delete-user-data extension uses), in
+ * the same codebase. An account with more visits than one invocation can delete is carried on by
+ * the checker.
+ */
+export const onAccountDeleted = functionsV1
+  .region(functionsRegion)
+  .runWith({ secrets: [assemblyAiApiKey], timeoutSeconds: TIMEOUTS.accountDeletion, memory: "256MB" })
+  .auth.user()
+  .onDelete(async (user) => {
+    await deleteUserData(pipeline(), { uid: user.uid, reason: "account_deleted" }, deadlineFrom(Date.now(), TIMEOUTS.accountDeletion));
+  });

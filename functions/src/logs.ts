@@ -4,6 +4,7 @@
 
 import { logger } from "firebase-functions";
 import { sanitizeDetail } from "./visit/errors.js";
+import { normalizeMediaType } from "./visit/upload.js";
 import type { PipelineError } from "./visit/errors.js";
 import type { LeaseStage } from "./visit/model.js";
 import type { VisitStatus } from "./visit/status.js";
@@ -12,8 +13,11 @@ import { notifyLog } from "./runtime-hooks.js";
 type Fields = Record<string, string | number | boolean | null | undefined | Record<string, number>>;
 
 function emit(severity: "debug" | "info" | "warn" | "error", event: string, fields: Fields): void {
-  // Provider text can embed the signed audio URL (a credential): every detail is sanitized here.
-  const safe = typeof fields.detail === "string" ? { ...fields, detail: sanitizeDetail(fields.detail) } : fields;
+  // Provider text can embed the signed audio URL (a credential): every detail is sanitized here —
+  // and so is every other string field (ids, states, content types can come from outside too):
+  // no URL, object name or token, and bounded length.
+  const safe: Fields = {};
+  for (const [key, value] of Object.entries(fields)) safe[key] = typeof value === "string" ? sanitizeDetail(value) : value;
   logger[severity](event, { event, ...safe });
   notifyLog({ severity, event, fields: safe });
 }
@@ -40,8 +44,14 @@ export const logs = {
   uploadVisitBusy: (visitId: string, status: VisitStatus) => emit("info", "upload_ignored_visit_busy", { visitId, status }),
   uploadDuplicate: (visitId: string, generation: string, status: VisitStatus) =>
     emit("info", "upload_duplicate_delivery", { visitId, generation, status }),
+  /** `contentType` is the client's: logged as its media type, without control characters, bounded. */
   uploadRejected: (visitId: string, code: string, contentType: string | undefined, sizeBytes: number) =>
-    emit("warn", "upload_rejected", { visitId, code, contentType, sizeBytes }),
+    emit("warn", "upload_rejected", {
+      visitId,
+      code,
+      contentType: normalizeMediaType(contentType?.replace(/[\u0000-\u001f\u007f-\u009f]/g, ""))?.slice(0, 100),
+      sizeBytes,
+    }),
   uploadAccepted: (visitId: string, contentType: string, sizeBytes: number) =>
     emit("info", "upload_accepted", { visitId, contentType, sizeBytes }),
 
@@ -106,4 +116,22 @@ export const logs = {
   retryResumeFailed: (visitId: string, resumedStage: string, error: PipelineError) =>
     emit("error", "retry_resume_failed", { visitId, resumedStage, ...errorFields(error) }),
   configInvalid: (detail: string) => emit("error", "config_invalid", { detail }),
+
+  providerDeleteFailed: (visitId: string, error: PipelineError) =>
+    emit("warn", "provider_delete_failed", { visitId, ...errorFields(error) }),
+  providerTranscriptsDeleted: (visitId: string, deleted: number, pending: number) =>
+    emit("info", "provider_transcripts_deleted", { visitId, deleted, pending }),
+  recordingSuperseded: (visitId: string, removed: Record<string, number>) =>
+    emit("info", "recording_superseded", { visitId, removed }),
+  uploadObjectDeleted: (visitId: string | null, reason: string, result: string) =>
+    emit("info", "upload_object_deleted", { visitId, reason, result }),
+  visitDeleted: (visitId: string, reason: string, removed: Record<string, number>, pendingProviderDeletes: number) =>
+    emit("info", "visit_deleted", { visitId, reason, removed, pendingProviderDeletes }),
+  deletedVisitSwept: (visitId: string, removed: Record<string, number>, pendingProviderDeletes: number) =>
+    emit("info", "deleted_visit_swept", { visitId, removed, pendingProviderDeletes }),
+  userDataDeleted: (visits: number, reason: string, complete: boolean) =>
+    emit("info", "user_data_deleted", { visits, reason, complete }),
+  audioRetentionDeleted: (visitId: string, result: string) => emit("info", "audio_retention_deleted", { visitId, result }),
+  paidResultAbandoned: (visitId: string, stage: string) => emit("warn", "paid_result_abandoned", { visitId, stage }),
+  housekeepingFailed: (part: string, error: PipelineError) => emit("error", "housekeeping_failed", { part, ...errorFields(error) }),
 };

@@ -383,10 +383,15 @@ describe("POST /visits/{visitId}/retry — rejected", () => {
     expect(response.headers.get("allow")).toBe("GET");
   });
 
+  it("405 method_not_allowed with Allow: DELETE for POST on a visit (the visit path only deletes)", async () => {
+    const response = await request("POST", "/visits/some-visit", { token: await tokenFor("patient-paths") });
+    expectApiError(response, 405, "method_not_allowed");
+    expect(response.headers.get("allow")).toBe("DELETE");
+  });
+
   it.each([
     ["GET", "/"],
     ["POST", "/visits"],
-    ["POST", "/visits/some-visit"],
     ["POST", "/visits/some-visit/retry/now"],
     ["POST", "/visits//retry"],
     ["POST", "/v1/visits/some-visit/retry"],

@@ -275,9 +275,14 @@ describe("the stored documents", () => {
     await openBreaker(breaker);
     expect(await breaker.acquire(PROVIDER, at(150))).toEqual({ allowed: true, probe: true });
     const opening = await breakerDoc().collection("openings").doc(String(at(0).getTime())).get();
-    expect(opening.data()).toEqual({ openedAt: Timestamp.fromDate(at(20)), failures: 3 });
+    expect(opening.data()).toEqual({ openedAt: Timestamp.fromDate(at(20)), failures: 3, purgeAt: Timestamp.fromDate(new Date(at(20).getTime() + 86_400_000)) });
     const probe = await breakerDoc().collection("probes").doc(`${at(20).getTime()}-0`).get();
-    expect(probe.data()).toEqual({ openedAt: Timestamp.fromDate(at(20)), claimedAt: Timestamp.fromDate(at(150)), leaseUntil: Timestamp.fromDate(at(210)) });
+    expect(probe.data()).toEqual({
+      openedAt: Timestamp.fromDate(at(20)),
+      claimedAt: Timestamp.fromDate(at(150)),
+      leaseUntil: Timestamp.fromDate(at(210)),
+      purgeAt: Timestamp.fromDate(new Date(at(150).getTime() + 86_400_000)),
+    });
   });
 
   it("reads a document written without provider or probe fields as that provider's", async () => {

@@ -70,10 +70,11 @@ async function pendingVisit(): Promise<string> {
   const outcome = await recordUpload({
     visitId,
     userId: "user-1",
-    audio: { bucket: BUCKET, path: `users/user-1/visits/${visitId}/a.m4a`, fileName: "a.m4a", contentType: "audio/mp4", sizeBytes: 10, generation },
+    audio: { bucket: BUCKET, path: `users/user-1/visits/${visitId}/a.m4a`, fileName: "a.m4a", contentType: "audio/mp4", sizeBytes: 10, generation, deletedAt: null },
     rejection: null,
     now: new Date(clockMs),
     deadlineAt: new Date(clockMs + 24 * 3600_000),
+    audioExpiresAt: null,
   });
   expect(outcome.kind).toBe("started");
   return visitId;

@@ -1,13 +1,16 @@
-// The `api` HTTPS function: the app's retry button and a health check. One error shape for every
-// failure — `{ "error": { "code", "message", "requestId", "retryAfterSeconds"? } }` — and no stack
-// traces, ever. docs/api.md is the contract.
+// The `api` HTTPS function: the app's retry button, deletion, export and a health check, routed
+// by express. One error shape for every failure — `{ "error": { "code", "message", "requestId",
+// "retryAfterSeconds"? } }` — and no stack traces, ever. docs/api.md is the contract.
 
 import { randomUUID } from "node:crypto";
-import type { Request, Response } from "express";
+import express from "express";
+import type { NextFunction, Request, Response } from "express";
 import { getAuth } from "firebase-admin/auth";
 import { logs } from "../logs.js";
 import { TIMEOUTS, pipeline } from "../pipeline.js";
 import type { Pipeline } from "../pipeline.js";
+import { deleteUserData, deleteVisit } from "../stages/delete-visit.js";
+import { exportUserData } from "../stages/export-user-data.js";
 import { retryVisit } from "../stages/retry-visit.js";
 import type { RetryRejection } from "../stages/retry-visit.js";
 import { adminApp } from "../store/db.js";
@@ -21,12 +24,17 @@ interface ApiError {
   retryAfterSeconds?: number;
 }
 
-// The retry endpoint takes no body; anything larger than this is refused unread.
+// No endpoint takes a body; anything larger than this is refused unread.
 const MAX_BODY_BYTES = 1024;
 const SAFETY_MARGIN_MS = 10_000;
 
 const REJECTIONS: Record<RetryRejection, Omit<ApiError, "retryAfterSeconds">> = {
   visit_not_found: { status: 404, code: "visit_not_found", message: "No such visit." },
+  audio_deleted: {
+    status: 409,
+    code: "audio_deleted",
+    message: "The recording was deleted after its retention period; upload it again to transcribe it.",
+  },
   already_processing: {
     status: 409,
     code: "already_processing",
@@ -42,82 +50,113 @@ const REJECTIONS: Record<RetryRejection, Omit<ApiError, "retryAfterSeconds">> = 
   retry_quota_exceeded: { status: 429, code: "retry_quota_exceeded", message: "Too many retries in the last hour." },
 };
 
-function sendError(res: Response, requestId: string, error: ApiError): void {
+const ERRORS = {
+  notFound: { status: 404, code: "not_found", message: "No such endpoint." },
+  tooLarge: { status: 413, code: "payload_too_large", message: "The request body is too large." },
+  invalidVisitId: { status: 400, code: "invalid_visit_id", message: "The visit id is not valid." },
+  unauthenticated: { status: 401, code: "unauthenticated", message: "Sign in again: a valid Firebase ID token is required." },
+  visitNotFound: REJECTIONS.visit_not_found,
+  internal: { status: 500, code: "internal", message: "Something went wrong; try again later." },
+} satisfies Record<string, ApiError>;
+
+/** Per request: its id (in the answer and the logs) and, once authenticated, the caller. */
+interface Locals {
+  requestId: string;
+  uid: string;
+  visitId: string;
+  deadlineMs: number;
+}
+
+function locals(res: Response): Locals {
+  return res.locals as Locals;
+}
+
+function sendError(res: Response, error: ApiError): void {
   if (error.retryAfterSeconds !== undefined) res.set("Retry-After", String(error.retryAfterSeconds));
   res.status(error.status).json({
     error: {
       code: error.code,
       message: error.message,
-      requestId,
+      requestId: locals(res).requestId,
       ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
     },
   });
 }
 
-type Route = { name: "health" } | { name: "retry"; rawVisitId: string } | { name: "unknown" };
+type Handler = (req: Request, res: Response) => Promise<void>;
 
-function matchRoute(path: string): Route {
-  const trimmed = path.replace(/\/+$/, "") || "/";
-  if (trimmed === "/health") return { name: "health" };
-  const retry = /^\/visits\/([^/]+)\/retry$/.exec(trimmed);
-  if (retry) return { name: "retry", rawVisitId: retry[1] ?? "" };
-  return { name: "unknown" };
+function app(): express.Express {
+  const api = express();
+  api.disable("x-powered-by");
+  // The Functions runtime has parsed the body already; every route here takes none.
+  api.use(startRequest);
+  route(api, "/health", { GET: (_req, res) => health(pipeline(), res) });
+  route(api, "/visits/:visitId/retry", { POST: withVisit(retry) });
+  route(api, "/visits/:visitId", { DELETE: withVisit(removeVisit) });
+  route(api, "/me", { DELETE: withUser(removeUser) });
+  route(api, "/me/export", { GET: withUser(exportData) });
+  api.use((_req, res) => sendError(res, ERRORS.notFound));
+  api.use((thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // express's own 400: a path parameter with a malformed percent escape.
+    if (isClientError(thrown)) return sendError(res, ERRORS.invalidVisitId);
+    const error = asPipelineError(thrown);
+    logs.apiRequestFailed(locals(res).requestId, req.route ? String((req.route as { path: unknown }).path) : "unknown", `${error.code}: ${error.detail ?? ""}`);
+    if (!res.headersSent) sendError(res, ERRORS.internal);
+    else res.end();
+  });
+  return api;
 }
 
-const ALLOWED_METHOD: Record<"health" | "retry", string> = { health: "GET", retry: "POST" };
+/** One path: its methods, and 405 with `Allow` for any other. */
+function route(api: express.Express, path: string, methods: Partial<Record<"GET" | "POST" | "DELETE", Handler>>): void {
+  const allowed = Object.keys(methods).join(", ");
+  api.all(path, (req, res, next) => {
+    const handler = methods[req.method as keyof typeof methods];
+    if (!handler) {
+      res.set("Allow", allowed);
+      return sendError(res, { status: 405, code: "method_not_allowed", message: `Use ${allowed}.` });
+    }
+    if (bodySize(req) > MAX_BODY_BYTES) return sendError(res, ERRORS.tooLarge);
+    handler(req, res).catch(next);
+  });
+}
 
-export async function handleApiRequest(req: Request, res: Response): Promise<void> {
+function startRequest(req: Request, res: Response, next: NextFunction): void {
   const requestId = randomUUID();
+  Object.assign(res.locals, { requestId, deadlineMs: Date.now() + TIMEOUTS.api * 1000 - SAFETY_MARGIN_MS });
   res.set("X-Request-Id", requestId);
   res.set("Cache-Control", "no-store");
-  const route = matchRoute(req.path);
-  try {
-    if (route.name === "unknown") {
-      return sendError(res, requestId, { status: 404, code: "not_found", message: "No such endpoint." });
-    }
-    if (req.method !== ALLOWED_METHOD[route.name]) {
-      res.set("Allow", ALLOWED_METHOD[route.name]);
-      return sendError(res, requestId, {
-        status: 405,
-        code: "method_not_allowed",
-        message: `Use ${ALLOWED_METHOD[route.name]}.`,
-      });
-    }
-    if (bodySize(req) > MAX_BODY_BYTES) {
-      return sendError(res, requestId, { status: 413, code: "payload_too_large", message: "The request body is too large." });
-    }
-    if (route.name === "health") {
-      res.status(200).json(await healthReport(pipeline()));
-      return;
-    }
-    await handleRetry(req, res, requestId, route.rawVisitId);
-  } catch (thrown) {
-    const error = asPipelineError(thrown);
-    logs.apiRequestFailed(requestId, route.name, `${error.code}: ${error.detail ?? ""}`);
-    if (!res.headersSent) {
-      sendError(res, requestId, { status: 500, code: "internal", message: "Something went wrong; try again later." });
-    }
-  }
+  // A trailing slash is ignored.
+  if (req.url.length > 1 && req.path.endsWith("/")) req.url = req.url.replace(/\/+(?=\?|$)/, "");
+  next();
 }
 
-async function handleRetry(req: Request, res: Response, requestId: string, rawVisitId: string): Promise<void> {
-  const visitId = decodePathSegment(rawVisitId);
-  if (visitId === null || !isValidVisitId(visitId)) {
-    return sendError(res, requestId, { status: 400, code: "invalid_visit_id", message: "The visit id is not valid." });
-  }
-  const uid = await authenticate(req);
-  if (!uid) {
-    return sendError(res, requestId, {
-      status: 401,
-      code: "unauthenticated",
-      message: "Sign in again: a valid Firebase ID token is required.",
-    });
-  }
-  const startedMs = Date.now();
-  const outcome = await retryVisit(pipeline(), { visitId, uid }, startedMs + TIMEOUTS.api * 1000 - SAFETY_MARGIN_MS);
+/** Authenticated, with a valid visit id (checked first: a malformed id is 400 even without a token). */
+function withVisit(handler: Handler): Handler {
+  return async (req, res) => {
+    // express has decoded the segment (a malformed escape is a 400 in the error handler).
+    const visitId = String(req.params.visitId ?? "");
+    if (!isValidVisitId(visitId)) return sendError(res, ERRORS.invalidVisitId);
+    locals(res).visitId = visitId;
+    await withUser(handler)(req, res);
+  };
+}
+
+function withUser(handler: Handler): Handler {
+  return async (req, res) => {
+    const uid = await authenticate(req);
+    if (!uid) return sendError(res, ERRORS.unauthenticated);
+    locals(res).uid = uid;
+    await handler(req, res);
+  };
+}
+
+async function retry(_req: Request, res: Response): Promise<void> {
+  const { visitId, uid, deadlineMs, requestId } = locals(res);
+  const outcome = await retryVisit(pipeline(), { visitId, uid }, deadlineMs);
   if (outcome.kind === "rejected") {
     logs.retryRejected(visitId, outcome.code);
-    return sendError(res, requestId, {
+    return sendError(res, {
       ...REJECTIONS[outcome.code],
       ...(outcome.retryAfterSeconds !== undefined ? { retryAfterSeconds: outcome.retryAfterSeconds } : {}),
     });
@@ -129,6 +168,53 @@ async function handleRetry(req: Request, res: Response, requestId: string, rawVi
     retryCount: outcome.retryCount,
     requestId,
   });
+}
+
+async function removeVisit(_req: Request, res: Response): Promise<void> {
+  const { visitId, uid, deadlineMs, requestId } = locals(res);
+  const outcome = await deleteVisit(pipeline(), { visitId, uid, reason: "user" }, deadlineMs);
+  if (outcome.kind === "not_found") return sendError(res, ERRORS.visitNotFound);
+  res.status(200).json({
+    visitId,
+    deleted: true,
+    alreadyDeleted: outcome.alreadyDeleted,
+    removed: outcome.removed,
+    pendingProviderDeletes: outcome.pendingProviderDeletes,
+    requestId,
+  });
+}
+
+async function removeUser(_req: Request, res: Response): Promise<void> {
+  const { uid, deadlineMs, requestId } = locals(res);
+  const result = await deleteUserData(pipeline(), { uid, reason: "user" }, deadlineMs);
+  // Not finished in time: the rest is deleted by the checker; the app may call again to see.
+  res.status(result.complete ? 200 : 202).json({ ...result, requestId });
+}
+
+async function exportData(req: Request, res: Response): Promise<void> {
+  const { uid, deadlineMs, requestId } = locals(res);
+  const after = typeof req.query.after === "string" ? req.query.after : null;
+  if (after !== null && !isValidVisitId(after)) return sendError(res, ERRORS.invalidVisitId);
+  res.status(200).type("application/json").set("Content-Disposition", 'attachment; filename="visits-export.json"');
+  await exportUserData(pipeline(), { uid, requestId, after }, (chunk) => writeChunk(res, chunk), deadlineMs);
+  res.end();
+}
+
+/** Writes one piece of a streamed answer, waiting when the client reads slowly. */
+function writeChunk(res: Response, chunk: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.write(chunk)) resolve();
+    else res.once("drain", () => resolve());
+  });
+}
+
+async function health(p: Pipeline, res: Response): Promise<void> {
+  const [assemblyai, openai] = await Promise.all([p.breaker().state("assemblyai"), p.breaker().state("openai")]);
+  const breakers = Object.fromEntries(
+    [assemblyai, openai].map((b) => [b.provider, { state: b.state, openUntil: b.openUntil?.toISOString() ?? null }]),
+  );
+  const degraded = assemblyai.state !== "closed" || openai.state !== "closed";
+  res.status(200).json({ status: degraded ? "degraded" : "ok", breakers });
 }
 
 /** The caller's uid from `Authorization: Bearer <Firebase ID token>`, revocation checked; else null. */
@@ -152,12 +238,8 @@ function isAuthTokenError(error: unknown): boolean {
   return code.startsWith("auth/") && code !== "auth/internal-error";
 }
 
-function decodePathSegment(raw: string): string | null {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return null;
-  }
+function isClientError(error: unknown): boolean {
+  return typeof error === "object" && error !== null && "status" in error && error.status === 400;
 }
 
 function bodySize(req: Request): number {
@@ -167,11 +249,10 @@ function bodySize(req: Request): number {
   return Number.isFinite(declared) ? declared : Number.POSITIVE_INFINITY;
 }
 
-async function healthReport(p: Pipeline) {
-  const [assemblyai, openai] = await Promise.all([p.breaker().state("assemblyai"), p.breaker().state("openai")]);
-  const breakers = Object.fromEntries(
-    [assemblyai, openai].map((b) => [b.provider, { state: b.state, openUntil: b.openUntil?.toISOString() ?? null }]),
-  );
-  const degraded = assemblyai.state !== "closed" || openai.state !== "closed";
-  return { status: degraded ? "degraded" : "ok", breakers };
+let instanceApp: express.Express | undefined;
+
+/** The handler `onRequest` serves: the express app, built once per instance. */
+export function handleApiRequest(req: Request, res: Response): void {
+  instanceApp ??= app();
+  instanceApp(req, res);
 }

@@ -81,6 +81,7 @@ const TranscriptSchema = z.object({
   audio_duration: z.number().nullish(),
   error: z.string().nullish(),
   speech_model_used: z.string().nullish(),
+  audio_url: z.string().nullish(),
 });
 
 type TranscriptResponse = z.infer<typeof TranscriptSchema>;
@@ -121,6 +122,18 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
     },
 
     findTranscriptByAudioUrl: (hashes, since) => findByAudioUrl(service, hashes, since),
+
+    async deleteTranscript(transcriptId) {
+      // An id we could not have stored, or a job AssemblyAI no longer has: nothing is left there.
+      if (!TRANSCRIPT_ID_PATTERN.test(transcriptId)) return "already_gone";
+      try {
+        await callSdk(() => service.delete(transcriptId));
+        return "deleted";
+      } catch (error) {
+        if (error instanceof PipelineError && error.httpStatus === 404) return "already_gone";
+        throw error;
+      }
+    },
 
     async check(transcriptId) {
       if (!TRANSCRIPT_ID_PATTERN.test(transcriptId)) {
@@ -200,7 +213,14 @@ async function callSdk<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+// What AssemblyAI puts in place of the audio URL once a transcript was deleted: its text is then
+// "Deleted by user." and must never be taken for the visit's transcript.
+const DELETED_AUDIO_URL = "http://deleted_by_user";
+
 function toCheck(transcript: TranscriptResponse): TranscriptCheck {
+  if (transcript.audio_url === DELETED_AUDIO_URL) {
+    return { state: "error", code: "transcript_not_found", providerMessage: "the transcript was deleted at AssemblyAI" };
+  }
   switch (transcript.status) {
     case "completed":
       return { state: "completed", transcript: toCompleted(transcript) };

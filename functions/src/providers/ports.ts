@@ -43,6 +43,11 @@ export interface SpeechToText {
    * the account's transcript list, newest first, for a bounded number of pages.
    */
   findTranscriptByAudioUrl(audioUrlHashes: ReadonlySet<string>, since: Date): Promise<string | null>;
+  /**
+   * Deletes a transcript's data at AssemblyAI (text, audio URL, everything derived). Idempotent:
+   * a job AssemblyAI no longer knows is "already_gone". Free.
+   */
+  deleteTranscript(transcriptId: string): Promise<"deleted" | "already_gone">;
 }
 
 /** How a submitted audio URL is remembered: the URL itself is a credential and is never stored. */

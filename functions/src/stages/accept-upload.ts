@@ -1,16 +1,21 @@
 // Stage: a recording landed in Cloud Storage. Decide whether it is ours and acceptable, record
-// it on its visit, and hand it to transcription. Returns as soon as AssemblyAI has the job.
+// it on its visit (replacing an earlier, failed recording entirely), and hand it to
+// transcription. Returns as soon as AssemblyAI has the job. An object the pipeline will never
+// use — rejected, or uploaded where it cannot go — is deleted from Storage at once.
 
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
-import { recordUpload } from "../store/visits.js";
+import type { StepOutcome } from "../steps/paid-step.js";
+import { deleteAudioGeneration } from "../store/audio-objects.js";
+import { getVisit, markAudioDeleted, recordUpload } from "../store/visits.js";
 import type { UploadOutcome } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
 import { visitError } from "../visit/errors.js";
+import { sameAudio } from "../visit/model.js";
 import type { AudioRef } from "../visit/model.js";
 import { normalizeMediaType, parseObjectSize, parseVisitUploadPath, validateUpload } from "../visit/upload.js";
 import { submitTranscription } from "./submit-transcription.js";
-import type { StepOutcome } from "../steps/paid-step.js";
+import { supersedeRecording } from "./supersede-recording.js";
 
 /** The parts of a Cloud Storage object-finalized event the pipeline reads. */
 export interface UploadedObject {
@@ -30,13 +35,15 @@ export type UploadResult =
 export async function acceptUpload(p: Pipeline, object: UploadedObject, deadlineMs: number): Promise<UploadResult> {
   const generation = generationOf(object.generation);
   const parsed = parseVisitUploadPath(object.name);
-  if (!parsed.ok) {
-    logs.uploadIgnored(parsed.reason, object.bucket, generation);
-    return { outcome: "ignored", reason: parsed.reason };
-  }
-  if (!/^\d+$/.test(generation)) {
-    logs.uploadIgnored("missing_generation", object.bucket, generation);
-    return { outcome: "ignored", reason: "missing_generation" };
+  if (!parsed.ok || !/^\d+$/.test(generation)) {
+    const reason = parsed.ok ? "missing_generation" : parsed.reason;
+    logs.uploadIgnored(reason, object.bucket, generation);
+    // Objects outside the visit folders are not the pipeline's (the app may keep other files in
+    // the bucket); one without a generation cannot be deleted without risking a newer object.
+    if (reason !== "not_a_visit_path" && reason !== "missing_generation") {
+      await discardObject(null, { bucket: object.bucket, path: object.name, generation }, reason);
+    }
+    return { outcome: "ignored", reason };
   }
   const { uid, visitId, fileName } = parsed.path;
   const sizeBytes = parseObjectSize(object.size);
@@ -48,16 +55,22 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
     contentType: validation.ok ? validation.contentType : (normalizeMediaType(object.contentType) ?? "unknown"),
     sizeBytes: Number.isFinite(sizeBytes) ? sizeBytes : 0,
     generation,
+    deletedAt: null,
   };
+  const current = await getVisit(visitId);
+  if (current?.userId === uid && current.status === "failed" && !sameAudio(current.audio, audio)) {
+    await supersedeRecording(p, current, generation, deadlineMs);
+  }
+  const now = p.now();
   const recorded = await recordUpload({
     visitId,
     userId: uid,
     audio,
     rejection: validation.ok ? null : visitError("upload", validation.code),
-    now: p.now(),
-    deadlineAt: addSeconds(p.now(), p.config.visitDeadlineHours * 3600),
+    now,
+    deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
+    audioExpiresAt: p.config.audioRetentionDays > 0 ? addSeconds(now, p.config.audioRetentionDays * 86_400) : null,
   });
-
   return reportUpload(p, recorded, { visitId, generation, audio, contentType: object.contentType }, deadlineMs);
 }
 
@@ -72,12 +85,20 @@ async function reportUpload(
   switch (recorded.kind) {
     case "owner_mismatch":
       logs.uploadOwnerMismatch(visitId);
+      await discardObject(visitId, audio, "owner_mismatch");
       return { outcome: "ignored", reason: "owner_mismatch" };
     case "busy":
       logs.uploadVisitBusy(visitId, recorded.status);
+      await discardObject(visitId, audio, "visit_busy");
       return { outcome: "ignored", reason: "visit_busy" };
+    case "deleted":
+      logs.uploadIgnored("visit_deleted", audio.bucket, generation);
+      await discardObject(visitId, audio, "visit_deleted");
+      return { outcome: "ignored", reason: "visit_deleted" };
     case "rejected":
       logs.uploadRejected(visitId, recorded.visit.error?.code ?? "unknown", upload.contentType, audio.sizeBytes);
+      await discardObject(visitId, audio, "rejected");
+      await markAudioDeleted(visitId, generation, p.now());
       return { outcome: "rejected", code: recorded.visit.error?.code ?? "unknown" };
     case "duplicate":
       logs.uploadDuplicate(visitId, generation, recorded.visit.status);
@@ -91,6 +112,12 @@ async function reportUpload(
       logs.uploadAccepted(visitId, audio.contentType, audio.sizeBytes);
       return { outcome: "accepted", submission: await submitTranscription(p, visitId, deadlineMs) };
   }
+}
+
+/** Deletes exactly this object generation (a newer object at the same name is left alone). */
+async function discardObject(visitId: string | null, audio: Pick<AudioRef, "bucket" | "path" | "generation">, reason: string): Promise<void> {
+  const result = await deleteAudioGeneration(audio);
+  logs.uploadObjectDeleted(visitId, reason, result);
 }
 
 /** Generations arrive as decimal strings (they exceed 2^53); anything else is treated as missing. */

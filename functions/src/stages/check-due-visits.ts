@@ -12,7 +12,9 @@ import { addSeconds } from "../visit/backoff.js";
 import { asPipelineError } from "../visit/errors.js";
 import { leaseIsLive } from "../visit/model.js";
 import type { Visit } from "../visit/model.js";
+import { continueUserDeletions, sweepDeletedVisits } from "./delete-visit.js";
 import { dispatchSummarization } from "./dispatch-summarization.js";
+import { retryProviderDeletes } from "./provider-cleanup.js";
 import { pollTranscript } from "./poll-transcript.js";
 import { submitTranscription } from "./submit-transcription.js";
 import { expireSummarization } from "./summarize.js";
@@ -26,6 +28,8 @@ export interface CheckerReport {
 
 // How long one visit's check may take before another checker run may take it over.
 const CHECK_LEASE_SECONDS = 300;
+// A check claim only matters while its due time is current.
+const GATE_CLAIM_PURGE_SECONDS = 86_400;
 
 export async function checkDueVisits(p: Pipeline, startedMs: number, deadlineMs: number): Promise<CheckerReport> {
   const budgetEndsMs = Math.min(deadlineMs, startedMs + p.config.checkTimeBudgetSeconds * 1000);
@@ -51,6 +55,7 @@ export async function checkDueVisits(p: Pipeline, startedMs: number, deadlineMs:
     if (batch.visits.length + batch.invalidIds.length < p.config.checkBatchSize) break;
   }
 
+  if (Date.now() < budgetEndsMs) Object.assign(outcomes, await housekeeping(p, deadlineMs));
   const report = { due, handled: seen.size, outcomes, durationMs: Date.now() - startedMs };
   logs.checkerRunFinished(report);
   return report;
@@ -64,7 +69,12 @@ export async function checkDueVisits(p: Pipeline, startedMs: number, deadlineMs:
 async function checkVisit(p: Pipeline, visit: Visit, deadlineMs: number): Promise<string> {
   if (!visit.nextCheckAt) return "not_due";
   const now = p.now();
-  const claimed = await claimCheck(visit.id, visit.nextCheckAt, { owner: p.owner, now, expiresAt: addSeconds(now, CHECK_LEASE_SECONDS) });
+  const claimed = await claimCheck(visit.id, visit.nextCheckAt, {
+    owner: p.owner,
+    now,
+    expiresAt: addSeconds(now, CHECK_LEASE_SECONDS),
+    purgeAt: addSeconds(now, GATE_CLAIM_PURGE_SECONDS),
+  });
   if (!claimed) return "claimed_elsewhere";
   const leased = await updateVisit(
     visit.id,
@@ -91,6 +101,28 @@ async function checkVisit(p: Pipeline, visit: Visit, deadlineMs: number): Promis
     logs.checkerVisitFailed(visit.id, asPipelineError(thrown));
     return "error";
   }
+}
+
+// Per run: deleted visits swept, visits whose provider deletes are retried, account deletions continued.
+const HOUSEKEEPING_LIMITS = { sweeps: 20, providerDeletes: 20, userDeletions: 2 };
+
+/** Deletion work the checker carries on; one part's failure does not stop the others or the run. */
+async function housekeeping(p: Pipeline, deadlineMs: number): Promise<Record<string, number>> {
+  const parts: [string, () => Promise<number>][] = [
+    ["deleted_visits_swept", () => sweepDeletedVisits(p, HOUSEKEEPING_LIMITS.sweeps, deadlineMs)],
+    ["provider_deletes_retried", () => retryProviderDeletes(p, HOUSEKEEPING_LIMITS.providerDeletes, deadlineMs)],
+    ["user_deletions_continued", () => continueUserDeletions(p, HOUSEKEEPING_LIMITS.userDeletions, deadlineMs)],
+  ];
+  const counts: Record<string, number> = {};
+  for (const [name, part] of parts) {
+    try {
+      const count = await part();
+      if (count > 0) counts[name] = count;
+    } catch (thrown) {
+      logs.housekeepingFailed(name, asPipelineError(thrown));
+    }
+  }
+  return counts;
 }
 
 /** A summarizing visit is due: its attempt is still running, or its task was lost or failed. */

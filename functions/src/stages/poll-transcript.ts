@@ -18,6 +18,7 @@ import type { ErrorCode } from "../visit/errors.js";
 import type { Visit, VisitPatch } from "../visit/model.js";
 import type { VisitEvent } from "../visit/status.js";
 import { dispatchSummarization } from "./dispatch-summarization.js";
+import { releaseProviderTranscripts } from "./provider-cleanup.js";
 
 export type PollOutcome = "still_processing" | "transcript_saved" | "failed" | "check_failed" | "deferred_outage" | "superseded";
 
@@ -58,7 +59,7 @@ export async function pollTranscript(p: Pipeline, visit: Visit, deadlineMs: numb
     case "completed":
       // A finished transcript is saved even past the deadline: it is paid for.
       await failpoint("after_transcript_fetch");
-      return checkpointTranscript(p, visit, result.transcript, checks);
+      return checkpointTranscript(p, visit, result.transcript, checks, deadlineMs);
   }
 }
 
@@ -86,8 +87,11 @@ export async function checkpointTranscript(
   visit: Visit,
   transcript: CompletedTranscript,
   checks: number,
+  deadlineMs: number,
 ): Promise<PollOutcome> {
-  await saveTranscript(visit.id, transcript, p.now());
+  if (!visit.audio) return failVisit(p, visit, "internal_error", "transcribing visit without a recording");
+  // Saved only while the visit exists: a check that outlived the visit's deletion keeps nothing.
+  if ((await saveTranscript(visit.id, visit.audio.generation, transcript, p.now())) === "visit_missing") return "superseded";
   const info = transcriptInfo(transcript);
   logs.transcriptSaved(visit.id, {
     transcriptId: transcript.transcriptId,
@@ -100,6 +104,7 @@ export async function checkpointTranscript(
     // Nothing to summarize: the transcript is kept, the visit ends with a clear reason.
     const event: VisitEvent = { type: "transcription_failed", error: visitError("transcription", "no_speech_detected") };
     const written = await moveOn(p, visit.id, transcript.transcriptId, event, { transcript: info, checks });
+    if (written.applied) await releaseProviderTranscripts(p, written.visit, deadlineMs);
     return written.applied ? "failed" : "superseded";
   }
   const written = await moveOn(p, visit.id, transcript.transcriptId, { type: "transcript_saved" }, {
@@ -110,6 +115,7 @@ export async function checkpointTranscript(
   });
   if (!written.applied) return "superseded";
   await dispatchSummarization(p, written.visit);
+  await releaseProviderTranscripts(p, written.visit, deadlineMs);
   return "transcript_saved";
 }
 

@@ -21,6 +21,7 @@ import { submitTranscription } from "./submit-transcription.js";
 
 export type RetryRejection =
   | "visit_not_found"
+  | "audio_deleted"
   | "already_processing"
   | "nothing_to_retry"
   | "not_retryable"
@@ -60,10 +61,17 @@ export async function retryVisit(
   // One retry per round, however many clicks race here.
   const round = visit.retryCount + 1;
   const slot = Math.floor(now.getTime() / (RETRY_CLAIM_SLOT_SECONDS * 1000));
-  const claimed = await claimRetry(visit.id, { round, slot }, { owner: p.owner, now, expiresAt: addSeconds(now, RETRY_CLAIM_SLOT_SECONDS) });
+  const claimed = await claimRetry(visit.id, { round, slot }, {
+    owner: p.owner,
+    now,
+    expiresAt: addSeconds(now, RETRY_CLAIM_SLOT_SECONDS),
+    purgeAt: addSeconds(now, 86_400),
+  });
   if (!claimed) return { kind: "rejected", code: "already_processing" };
 
   const resume = await chooseResume(p, visit, deadlineMs);
+  // Submitting again needs the recording; retention may have deleted it.
+  if (resume.stage === "transcription" && visit.audio?.deletedAt) return { kind: "rejected", code: "audio_deleted" };
   const written = await startRound(p, visit, round, resume.stage, now);
   if (!written.applied) return { kind: "rejected", code: "already_processing" };
   logs.retryAccepted(visit.id, round, resume.stage);
@@ -106,7 +114,7 @@ interface ResumePlan {
 }
 
 async function chooseResume(p: Pipeline, visit: Visit, deadlineMs: number): Promise<ResumePlan> {
-  if (await transcriptExists(visit.id)) return { stage: "summarization" };
+  if (visit.audio && (await transcriptExists(visit.id, visit.audio.generation))) return { stage: "summarization" };
   const transcriptId = visit.transcriptId;
   if (!transcriptId) return { stage: "transcription" };
   const gate = await openProviderGate(p, "assemblyai", { visitId: visit.id, deadlineMs });
@@ -133,7 +141,7 @@ async function resumeStage(p: Pipeline, visit: Visit, resume: ResumePlan, deadli
         await dispatchSummarization(p, visit);
         return;
       case "transcript_checkpoint":
-        if (resume.transcript) await checkpointTranscript(p, visit, resume.transcript, visit.checks + 1);
+        if (resume.transcript) await checkpointTranscript(p, visit, resume.transcript, visit.checks + 1, deadlineMs);
         return;
       case "transcription":
         await submitTranscription(p, visit.id, deadlineMs);

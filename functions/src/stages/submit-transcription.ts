@@ -11,6 +11,9 @@ import { audioUrlHash } from "../providers/ports.js";
 import { runPaidStep } from "../steps/paid-step.js";
 import type { PaidStep, StepOutcome } from "../steps/paid-step.js";
 import type { Claim } from "../store/claims.js";
+import { addPendingProviderDelete } from "../store/tombstones.js";
+import { SWEEP_DELAY_SECONDS } from "./delete-visit.js";
+import { deleteAtAssemblyAi } from "./provider-cleanup.js";
 import { addSeconds } from "../visit/backoff.js";
 import { PipelineError } from "../visit/errors.js";
 
@@ -28,6 +31,8 @@ function transcriptionStep(p: Pipeline): PaidStep<"assemblyai", Submission> {
     async perform(work) {
       const audio = work.visit.audio;
       if (!audio) throw new PipelineError("internal_error", { detail: "pending visit without a recording" });
+      // Retention deleted it: a signed URL to it would only fail at AssemblyAI.
+      if (audio.deletedAt) throw new PipelineError("audio_deleted");
       const audioUrl = await p.signAudioUrl(audio, addSeconds(p.now(), p.config.signedUrlTtlHours * 3600));
       return work.pay("submit", () => p.speech().submit(audioUrl), { audioUrlSha256: audioUrlHash(audioUrl) });
     },
@@ -38,6 +43,11 @@ function transcriptionStep(p: Pipeline): PaidStep<"assemblyai", Submission> {
       fields: { checks: 0, nextCheckAt: addSeconds(now, p.config.pollInitialDelaySeconds) },
     }),
     endEvent: (error) => ({ type: "transcription_failed", error }),
+    // A job created for a visit deleted meanwhile is deleted at AssemblyAI at once, or by the sweep.
+    async abandon(visitId, { transcriptId }) {
+      const result = await deleteAtAssemblyAi(p, visitId, [transcriptId], Date.now() + 30_000);
+      if (result.failed.length > 0) await addPendingProviderDelete(visitId, transcriptId, addSeconds(p.now(), SWEEP_DELAY_SECONDS));
+    },
     succeeded: (visit, { transcriptId }, attempt, durationMs) =>
       logs.transcriptionSubmitted(visit.id, transcriptId, attempt, durationMs),
   };

@@ -26,7 +26,7 @@ function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", Su
     afterPaidCall: "after_summary_call",
     async perform(work) {
       logs.summarizationStarted(work.visit.id, work.attempt, dispatch);
-      const transcriptText = await promptTranscript(p, work.visit.id);
+      const transcriptText = await promptTranscript(p, work.visit);
       const languageCode = normalizeLanguageCode(work.visit.transcript?.languageCode) ?? null;
       const result = await work.pay("summarize", () => p.summarizer().summarize({ transcriptText, languageCode }));
       const summary = normalizeSummary(result.summary);
@@ -62,8 +62,9 @@ function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", Su
 }
 
 /** The saved transcript as the model reads it; one that cannot be summarized fails before paying. */
-async function promptTranscript(p: Pipeline, visitId: string): Promise<string> {
-  const transcript = await loadTranscript(visitId);
+async function promptTranscript(p: Pipeline, visit: Visit): Promise<string> {
+  // Only this recording's transcript: never one an earlier recording of the visit left behind.
+  const transcript = visit.audio ? await loadTranscript(visit.id, visit.audio.generation) : null;
   if (!transcript) throw new PipelineError("internal_error", { detail: "transcript artifact missing" });
   const text = formatTranscript(transcript);
   if (text.trim() === "") throw new PipelineError("transcript_empty");

@@ -72,6 +72,8 @@ export interface PaidStep<P extends ProviderName, Output> {
   /** A small id of what was paid for (a transcript id), kept on the claim to be found again. */
   resultId?(output: Output): string;
   checkpoint(output: Output, now: Date): Checkpoint;
+  /** The visit was deleted while this attempt paid: undo at the provider what can be undone. */
+  abandon?(visitId: string, output: Output): Promise<void>;
   /** The event that ends the stage: `failed` or `partial`. */
   endEvent(error: VisitError): VisitEvent;
   succeeded?(visit: Visit, output: Output, attempt: number, durationMs: number): void;
@@ -162,7 +164,12 @@ async function startAttempt<P extends ProviderName, Output>(
 
   const work: WorkKey = { stage: step.stage, generation, round: visit.retryCount, attempt };
   const leaseExpiresAt = addSeconds(now, step.leaseSeconds);
-  if (!(await claimWork(visitId, work, { owner: p.owner, now, expiresAt: leaseExpiresAt }))) {
+  if (!(await claimWork(visitId, work, {
+    owner: p.owner,
+    now,
+    expiresAt: leaseExpiresAt,
+    purgeAt: addSeconds(now, p.config.bookkeepingRetentionDays * 86_400),
+  }))) {
     logs.attemptClaimedElsewhere(step.stage, visitId, attempt);
     return "busy";
   }
@@ -258,6 +265,11 @@ async function checkpointStep<P extends ProviderName, Output>(
   });
   if (written.applied) return recovered ? "recovered" : "succeeded";
   logs.staleWriteRejected(visit.id, step.stage, work.attempt, written.reason);
+  if (written.reason === "missing") {
+    logs.paidResultAbandoned(visit.id, step.stage);
+    await step.abandon?.(visit.id, output);
+    return "superseded";
+  }
   // Paid for, and of no use now that other work has moved the visit on: counted as waste. While
   // the visit is still in the step's status, the result stays findable for the next attempt.
   if (written.visit?.status !== step.status) await recordWorkOutcome(visit.id, work, { result: "discarded", now: p.now() });

@@ -15,6 +15,7 @@ const OPERATIONS = {
   submit: { provider: "assemblyai", retries: 3 },
   get_transcript: { provider: "assemblyai", retries: 2 },
   find_transcript: { provider: "assemblyai", retries: 2 },
+  delete_transcript: { provider: "assemblyai", retries: 2 },
   summarize: { provider: "openai", retries: 2 },
 } as const satisfies Record<string, { provider: ProviderName; retries: number }>;
 

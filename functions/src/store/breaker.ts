@@ -56,10 +56,10 @@ type BreakerDocument = BreakerState & {
 };
 
 /** `breakers/{provider}/probes/{openedAtMs}-{probesStarted}`: a probe claimed with create(). */
-type ProbeClaim = { openedAt: Date | null; claimedAt: Date; leaseUntil: Date };
+type ProbeClaim = { openedAt: Date | null; claimedAt: Date; leaseUntil: Date; purgeAt: Date | null };
 
 /** `breakers/{provider}/openings/{windowStartedAtMs}`: an opening claimed with create(). */
-type OpeningClaim = { openedAt: Date; failures: number };
+type OpeningClaim = { openedAt: Date; failures: number; purgeAt: Date | null };
 
 const OptionalDate = z.date().nullable().default(null);
 
@@ -79,8 +79,12 @@ function breakerSchema(provider: ProviderName) {
   });
 }
 
-const ProbeClaimSchema = z.object({ openedAt: z.date().nullable(), claimedAt: z.date(), leaseUntil: z.date() });
-const OpeningClaimSchema = z.object({ openedAt: z.date(), failures: z.number() });
+// `purgeAt`: Firestore's TTL policy may delete a claim after it (firestore.indexes.json): a claim
+// only matters while its open period is current.
+const purgeAt = z.date().nullish().transform((value) => value ?? null);
+const ProbeClaimSchema = z.object({ openedAt: z.date().nullable(), claimedAt: z.date(), leaseUntil: z.date(), purgeAt });
+const OpeningClaimSchema = z.object({ openedAt: z.date(), failures: z.number(), purgeAt });
+const CLAIM_PURGE_MS = 86_400_000;
 
 /** Compiles only when the schemas read exactly the models (not a narrower or wider type). */
 type Exactly<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -208,7 +212,12 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
     const leaseUntil = addSeconds(now, settings.probeLeaseSeconds);
     const ref = breakerRef(provider);
     const batch = db().batch();
-    batch.create(probeRef(provider, probeKey(stored)), { openedAt: stored.openedAt, claimedAt: now, leaseUntil });
+    batch.create(probeRef(provider, probeKey(stored)), {
+      openedAt: stored.openedAt,
+      claimedAt: now,
+      leaseUntil,
+      purgeAt: new Date(now.getTime() + CLAIM_PURGE_MS),
+    });
     batch.set(
       ref,
       { provider, state: "half_open", probesStarted: stored.probesStarted + 1, probeLeaseUntil: leaseUntil, updatedAt: now },
@@ -263,7 +272,7 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
     const openUntil = addSeconds(now, settings.cooldownSeconds);
     const ref = breakerRef(provider);
     const batch = db().batch();
-    batch.create(openingRef(provider, String(windowStartedAt.getTime())), { openedAt: now, failures });
+    batch.create(openingRef(provider, String(windowStartedAt.getTime())), { openedAt: now, failures, purgeAt: new Date(now.getTime() + CLAIM_PURGE_MS) });
     batch.set(ref, { ...openFields(provider, now, failures, openUntil), windowStartedAt }, { merge: true });
     try {
       await commitWrite(provider, () => batch.commit());

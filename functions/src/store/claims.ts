@@ -6,7 +6,7 @@
 
 import { z } from "zod";
 import type { LeaseStage } from "../visit/model.js";
-import { SUBCOLLECTIONS, isAlreadyExists } from "./db.js";
+import { SUBCOLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
 import { typedConverter } from "./typed-documents.js";
 import { visitRef } from "./visits.js";
 
@@ -38,10 +38,20 @@ export type Claim = WorkKey & {
   /** What the paid call produced that the visit needs again if its checkpoint was lost. */
   transcriptId: string | null;
   finishedAt: Date | null;
+  /** Firestore's TTL policy may delete the claim after this (firestore.indexes.json). */
+  purgeAt: Date | null;
 };
 
 /** A check or retry claim: one caller per due time, or per retry round and time slot. */
-type GateClaim = { stage: "check" | "retry"; owner: string; claimedAt: Date; expiresAt: Date };
+type GateClaim = { stage: "check" | "retry"; owner: string; claimedAt: Date; expiresAt: Date; purgeAt: Date | null };
+
+/** Who claims, until when the claim holds, and when its document may be purged. */
+export interface ClaimHolder {
+  owner: string;
+  now: Date;
+  expiresAt: Date;
+  purgeAt: Date;
+}
 
 const nullable = <T extends z.ZodType>(schema: T) => schema.nullish().transform((value) => value ?? null);
 
@@ -59,6 +69,7 @@ const ClaimSchema = z.object({
   code: nullable(z.string()),
   transcriptId: nullable(z.string()),
   finishedAt: nullable(z.date()),
+  purgeAt: nullable(z.date()),
 }) satisfies z.ZodType<Claim, unknown>;
 
 const GateClaimSchema = z.object({
@@ -66,6 +77,7 @@ const GateClaimSchema = z.object({
   owner: z.string(),
   claimedAt: z.date(),
   expiresAt: z.date(),
+  purgeAt: nullable(z.date()),
 }) satisfies z.ZodType<GateClaim, unknown>;
 
 const claimConverter = typedConverter<Claim>("claims", ClaimSchema);
@@ -94,11 +106,7 @@ async function createOnce(create: () => Promise<unknown>): Promise<boolean> {
 }
 
 /** True when this caller now owns the unit of work; false when someone already claimed it. */
-export function claimWork(
-  visitId: string,
-  work: WorkKey,
-  holder: { owner: string; now: Date; expiresAt: Date },
-): Promise<boolean> {
+export function claimWork(visitId: string, work: WorkKey, holder: ClaimHolder): Promise<boolean> {
   const claim: Claim = {
     ...work,
     owner: holder.owner,
@@ -110,26 +118,40 @@ export function claimWork(
     code: null,
     transcriptId: null,
     finishedAt: null,
+    purgeAt: holder.purgeAt,
   };
   return createOnce(() => workRef(visitId, work).create(claim));
 }
 
-/** Noted before a paid request is sent, so the attempt counts as paid and its result can be looked for. */
-export async function recordWorkSent(visitId: string, work: WorkKey, sent: { now: Date; audioUrlSha256?: string }): Promise<void> {
-  await workRef(visitId, work).update({ sentAt: sent.now, ...(sent.audioUrlSha256 ? { audioUrlSha256: sent.audioUrlSha256 } : {}) });
+/** An update of a claim that is gone with its deleted visit changes nothing and is not an error. */
+async function updateUnlessDeleted(update: () => Promise<unknown>): Promise<void> {
+  try {
+    await update();
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
 }
 
-export async function recordWorkOutcome(
+/** Noted before a paid request is sent, so the attempt counts as paid and its result can be looked for. */
+export function recordWorkSent(visitId: string, work: WorkKey, sent: { now: Date; audioUrlSha256?: string }): Promise<void> {
+  return updateUnlessDeleted(() =>
+    workRef(visitId, work).update({ sentAt: sent.now, ...(sent.audioUrlSha256 ? { audioUrlSha256: sent.audioUrlSha256 } : {}) }),
+  );
+}
+
+export function recordWorkOutcome(
   visitId: string,
   work: WorkKey,
   outcome: { result: ClaimResult; code?: string; transcriptId?: string; now: Date },
 ): Promise<void> {
-  await workRef(visitId, work).update({
-    outcome: outcome.result,
-    code: outcome.code ?? null,
-    finishedAt: outcome.now,
-    ...(outcome.transcriptId ? { transcriptId: outcome.transcriptId } : {}),
-  });
+  return updateUnlessDeleted(() =>
+    workRef(visitId, work).update({
+      outcome: outcome.result,
+      code: outcome.code ?? null,
+      finishedAt: outcome.now,
+      ...(outcome.transcriptId ? { transcriptId: outcome.transcriptId } : {}),
+    }),
+  );
 }
 
 /** The work claims of one stage of a visit (a handful per recording). */
@@ -142,8 +164,8 @@ export async function listWorkClaims(visitId: string, stage: LeaseStage): Promis
  * One checker per due time: overlapping checker runs read the same due time, so exactly one of
  * them gets the visit.
  */
-export function claimCheck(visitId: string, dueAt: Date, holder: { owner: string; now: Date; expiresAt: Date }): Promise<boolean> {
-  const claim: GateClaim = { stage: "check", owner: holder.owner, claimedAt: holder.now, expiresAt: holder.expiresAt };
+export function claimCheck(visitId: string, dueAt: Date, holder: ClaimHolder): Promise<boolean> {
+  const claim: GateClaim = { stage: "check", owner: holder.owner, claimedAt: holder.now, expiresAt: holder.expiresAt, purgeAt: holder.purgeAt };
   return createOnce(() => claims(visitId).doc(`check-${dueAt.getTime()}`).withConverter(gateClaimConverter).create(claim));
 }
 
@@ -151,10 +173,29 @@ export function claimCheck(visitId: string, dueAt: Date, holder: { owner: string
 export function claimRetry(
   visitId: string,
   retry: { round: number; slot: number },
-  holder: { owner: string; now: Date; expiresAt: Date },
+  holder: ClaimHolder,
 ): Promise<boolean> {
-  const claim: GateClaim = { stage: "retry", owner: holder.owner, claimedAt: holder.now, expiresAt: holder.expiresAt };
+  const claim: GateClaim = { stage: "retry", owner: holder.owner, claimedAt: holder.now, expiresAt: holder.expiresAt, purgeAt: holder.purgeAt };
   return createOnce(() =>
     claims(visitId).doc(`retry-${retry.round}-${retry.slot}`).withConverter(gateClaimConverter).create(claim),
   );
+}
+
+/**
+ * Deletes every claim of a visit — of one recording (`generation`), or all of them — and returns
+ * how many, with the AssemblyAI transcript ids they recorded (those jobs are deleted there too).
+ */
+export async function deleteClaims(visitId: string, generation?: string): Promise<{ count: number; transcriptIds: string[] }> {
+  const snapshot = await claims(visitId).get();
+  const doomed = snapshot.docs.filter((doc) => generation === undefined || doc.get("generation") === generation);
+  const transcriptIds = doomed.flatMap((doc) => {
+    const id: unknown = doc.get("transcriptId");
+    return typeof id === "string" && id !== "" ? [id] : [];
+  });
+  for (let start = 0; start < doomed.length; start += 400) {
+    const batch = db().batch();
+    doomed.slice(start, start + 400).forEach((doc) => batch.delete(doc.ref));
+    await batch.commit();
+  }
+  return { count: doomed.length, transcriptIds };
 }

@@ -35,6 +35,11 @@ export function isAlreadyExists(error: unknown): boolean {
   return typeof error === "object" && error !== null && "code" in error && error.code === 6;
 }
 
+/** Firestore's NOT_FOUND: an update() of a document that is not there (e.g. a deleted visit's). */
+export function isNotFound(error: unknown): boolean {
+  return typeof error === "object" && error !== null && "code" in error && error.code === 5;
+}
+
 export const COLLECTIONS = {
   visits: "visits",
   actions: "actions",

@@ -13,13 +13,18 @@ import { typedConverter } from "./typed-documents.js";
 const RATE_LIMITS = "rateLimits";
 
 /** `rateLimits/visit-{visitId}`: when the visit was last retried. */
-type VisitRetryLimit = { lastRetryAt: Date };
+type VisitRetryLimit = { lastRetryAt: Date; purgeAt: Date | null };
 
 /** `rateLimits/user-{uid hash}`: the user's retries in (at least) the last hour. */
-type UserRetryLimit = { retryTimes: Date[]; updatedAt: Date };
+type UserRetryLimit = { retryTimes: Date[]; updatedAt: Date; purgeAt: Date | null };
 
-const VisitRetryLimitSchema = z.object({ lastRetryAt: z.date() });
-const UserRetryLimitSchema = z.object({ retryTimes: z.array(z.date()), updatedAt: z.date() });
+// `purgeAt`: Firestore's TTL policy may delete the document after it (firestore.indexes.json);
+// by then the window it keeps has long passed.
+const purgeAt = z.date().nullish().transform((value) => value ?? null);
+const VisitRetryLimitSchema = z.object({ lastRetryAt: z.date(), purgeAt });
+const UserRetryLimitSchema = z.object({ retryTimes: z.array(z.date()), updatedAt: z.date(), purgeAt });
+
+const DAY_MS = 86_400_000;
 
 /** Compiles only when the schemas read exactly the models (not a narrower or wider type). */
 type Exactly<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -60,9 +65,26 @@ export async function takeRetryAllowance(input: {
       input.limits,
     );
     if (allowance.allowed) {
-      tx.set(visitRef, { lastRetryAt: input.now });
-      tx.set(userRef, { retryTimes: allowance.userRetryTimes, updatedAt: input.now });
+      const cooldownMs = input.limits.cooldownSeconds * 1000;
+      tx.set(visitRef, { lastRetryAt: input.now, purgeAt: new Date(input.now.getTime() + cooldownMs + DAY_MS) });
+      tx.set(userRef, { retryTimes: allowance.userRetryTimes, updatedAt: input.now, purgeAt: new Date(input.now.getTime() + DAY_MS) });
     }
     return allowance;
   });
+}
+
+/** Deletes a visit's retry window (visit deletion); 1 if there was one. */
+export async function deleteVisitRateLimit(visitId: string): Promise<number> {
+  const ref = visitLimitRef(visitId);
+  if (!(await ref.get()).exists) return 0;
+  await ref.delete();
+  return 1;
+}
+
+/** Deletes a user's retry window (account deletion); 1 if there was one. */
+export async function deleteUserRateLimit(uid: string): Promise<number> {
+  const ref = userLimitRef(uid);
+  if (!(await ref.get()).exists) return 0;
+  await ref.delete();
+  return 1;
 }

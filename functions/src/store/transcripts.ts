@@ -1,24 +1,96 @@
-// The transcript artifact, kept out of the visit document so list views stay small. A paid-for
-// transcript is written before anything else happens to the visit, and writing it again (a
-// repeated check) is harmless: the same id gives the same content.
+// The transcript artifact, kept out of the visit document so list views stay small. It belongs to
+// one recording (the object generation it was made from): a reader asks for the visit's current
+// recording and never gets another one's transcript. A paid-for transcript is written before
+// anything else happens to the visit, and writing it again (a repeated check) is harmless.
 
+import type { QueryDocumentSnapshot } from "firebase-admin/firestore";
+import { z } from "zod";
 import type { CompletedTranscript, Utterance } from "../providers/ports.js";
 import type { TranscriptInfo } from "../visit/model.js";
 import { SUBCOLLECTIONS, db } from "./db.js";
+import { typedConverter } from "./typed-documents.js";
 import { visitRef } from "./visits.js";
 
 const TRANSCRIPT_ARTIFACT_ID = "transcript";
+const PAGES = "pages";
 // Firestore documents hold at most 1 MiB. Long recordings are split into pages of utterances
 // well under that; the artifact document is written last, so its presence means complete.
 const INLINE_LIMIT_BYTES = 700_000;
 const PAGE_LIMIT_BYTES = 500_000;
+// Deletes per commit (Firestore allows 500 writes).
+const DELETE_BATCH = 400;
 
-function artifactRef(visitId: string) {
-  return visitRef(visitId).collection(SUBCOLLECTIONS.artifacts).doc(TRANSCRIPT_ARTIFACT_ID);
+const UtteranceSchema = z.object({
+  speaker: z.string().nullable(),
+  startMs: z.number(),
+  endMs: z.number(),
+  text: z.string(),
+  confidence: z.number().nullable(),
+}) satisfies z.ZodType<Utterance, unknown>;
+
+type TranscriptArtifact = {
+  provider: "assemblyai";
+  /** The recording (object generation) this transcript was made from. */
+  generation: string;
+  transcriptId: string;
+  speechModel: string | null;
+  languageCode: string | null;
+  languageConfidence: number | null;
+  audioDurationSeconds: number | null;
+  utteranceCount: number;
+  speakerCount: number;
+  characterCount: number;
+  savedAt: Date;
+  storage: "inline" | "paged";
+  pageCount: number;
+  text: string | null;
+  utterances: Utterance[] | null;
+};
+
+const ArtifactSchema = z.object({
+  provider: z.literal("assemblyai"),
+  // Artifacts written before transcripts were tied to a recording have none: they match nothing.
+  generation: z.string().default(""),
+  transcriptId: z.string(),
+  speechModel: z.string().nullish().transform((v) => v ?? null),
+  languageCode: z.string().nullable(),
+  languageConfidence: z.number().nullable(),
+  audioDurationSeconds: z.number().nullable(),
+  utteranceCount: z.number(),
+  speakerCount: z.number(),
+  characterCount: z.number(),
+  savedAt: z.date(),
+  storage: z.enum(["inline", "paged"]),
+  pageCount: z.number(),
+  text: z.string().nullish().transform((v) => v ?? null),
+  utterances: z.array(UtteranceSchema).nullish().transform((v) => v ?? null),
+}) satisfies z.ZodType<TranscriptArtifact, unknown>;
+
+type TranscriptPage = { generation: string; index: number; utterances: Utterance[] };
+const PageSchema = z.object({ generation: z.string().default(""), index: z.number(), utterances: z.array(UtteranceSchema) }) satisfies z.ZodType<
+  TranscriptPage,
+  unknown
+>;
+
+const artifactConverter = typedConverter<TranscriptArtifact>("artifacts", ArtifactSchema);
+const pageConverter = typedConverter<TranscriptPage>("pages", PageSchema);
+
+function artifacts(visitId: string) {
+  return visitRef(visitId).collection(SUBCOLLECTIONS.artifacts);
 }
 
-function pageRef(visitId: string, index: number) {
-  return artifactRef(visitId).collection("pages").doc(String(index).padStart(4, "0"));
+function artifactRef(visitId: string) {
+  return artifacts(visitId).doc(TRANSCRIPT_ARTIFACT_ID).withConverter(artifactConverter);
+}
+
+function pages(visitId: string) {
+  return artifacts(visitId).doc(TRANSCRIPT_ARTIFACT_ID).collection(PAGES);
+}
+
+// Page ids carry the recording, so a new recording's pages never overwrite (or mix with) an
+// earlier one's, and an earlier, longer transcript's pages are recognisable as leftovers.
+function pageRef(visitId: string, generation: string, index: number) {
+  return pages(visitId).doc(`${generation}-${String(index).padStart(4, "0")}`).withConverter(pageConverter);
 }
 
 export function transcriptInfo(transcript: CompletedTranscript): TranscriptInfo {
@@ -30,31 +102,56 @@ export function transcriptInfo(transcript: CompletedTranscript): TranscriptInfo 
     utteranceCount: transcript.utterances.length,
     speakerCount: speakers.size,
     characterCount: transcript.text.length,
+    providerDeletedAt: null,
   };
 }
 
-export async function saveTranscript(visitId: string, transcript: CompletedTranscript, now: Date): Promise<void> {
+/**
+ * Saves a recording's transcript: pages first, then the artifact (its presence means complete),
+ * then pages of any other recording are removed. The artifact is written only while the visit
+ * exists, so work that outlives a deletion does not bring the transcript back.
+ */
+export async function saveTranscript(
+  visitId: string,
+  generation: string,
+  transcript: CompletedTranscript,
+  now: Date,
+): Promise<"saved" | "already_saved" | "visit_missing"> {
+  // A repeated check of the same job finds it saved: nothing is rewritten.
+  const existing = (await artifactRef(visitId).get()).data();
+  if (existing?.generation === generation && existing.transcriptId === transcript.transcriptId) return "already_saved";
+  const { providerDeletedAt: _notStoredHere, ...info } = transcriptInfo(transcript);
   const header = {
-    provider: "assemblyai",
+    provider: "assemblyai" as const,
+    generation,
     transcriptId: transcript.transcriptId,
     speechModel: transcript.speechModel,
-    ...transcriptInfo(transcript),
+    ...info,
     savedAt: now,
   };
+  let artifact: TranscriptArtifact;
   if (byteSize({ text: transcript.text, utterances: transcript.utterances }) <= INLINE_LIMIT_BYTES) {
-    await artifactRef(visitId).set({ ...header, storage: "inline", pageCount: 0, text: transcript.text, utterances: transcript.utterances });
-    return;
+    artifact = { ...header, storage: "inline", pageCount: 0, text: transcript.text, utterances: transcript.utterances };
+  } else {
+    const split = paginate(transcript.utterances, PAGE_LIMIT_BYTES);
+    const batchSize = 10; // ≤ 5 MB per commit
+    for (let start = 0; start < split.length; start += batchSize) {
+      const batch = db().batch();
+      split.slice(start, start + batchSize).forEach((utterances, offset) => {
+        const index = start + offset;
+        batch.set(pageRef(visitId, generation, index), { generation, index, utterances });
+      });
+      await batch.commit();
+    }
+    artifact = { ...header, storage: "paged", pageCount: split.length, text: null, utterances: null };
   }
-  const pages = paginate(transcript.utterances, PAGE_LIMIT_BYTES);
-  const batchSize = 10; // ≤ 5 MB per commit
-  for (let start = 0; start < pages.length; start += batchSize) {
-    const batch = db().batch();
-    pages.slice(start, start + batchSize).forEach((utterances, offset) => {
-      batch.set(pageRef(visitId, start + offset), { index: start + offset, utterances });
-    });
-    await batch.commit();
-  }
-  await artifactRef(visitId).set({ ...header, storage: "paged", pageCount: pages.length });
+  const written = await db().runTransaction(async (tx) => {
+    if (!(await tx.get(visitRef(visitId))).exists) return "visit_missing" as const;
+    tx.set(artifactRef(visitId), artifact);
+    return "saved" as const;
+  });
+  await deletePages(visitId, (page) => page.generation !== generation || page.index >= artifact.pageCount);
+  return written;
 }
 
 export interface StoredTranscript {
@@ -64,23 +161,61 @@ export interface StoredTranscript {
   utterances: Utterance[];
 }
 
-export async function loadTranscript(visitId: string): Promise<StoredTranscript | null> {
-  const snapshot = await artifactRef(visitId).get();
-  const data = snapshot.data();
-  if (!data) return null;
-  const transcriptId = String(data.transcriptId);
-  const languageCode = typeof data.languageCode === "string" ? data.languageCode : null;
-  if (data.storage !== "paged") {
-    return { transcriptId, languageCode, text: String(data.text ?? ""), utterances: (data.utterances ?? []) as Utterance[] };
+/** The transcript of this recording, or null if none is saved for it. */
+export async function loadTranscript(visitId: string, generation: string): Promise<StoredTranscript | null> {
+  const artifact = (await artifactRef(visitId).get()).data();
+  if (!artifact || artifact.generation !== generation) return null;
+  const { transcriptId, languageCode } = artifact;
+  if (artifact.storage === "inline") {
+    return { transcriptId, languageCode, text: artifact.text ?? "", utterances: artifact.utterances ?? [] };
   }
-  const pageCount = Number(data.pageCount);
-  const pages = await db().getAll(...Array.from({ length: pageCount }, (_, i) => pageRef(visitId, i)));
-  const utterances = pages.flatMap((page) => (page.data()?.utterances ?? []) as Utterance[]);
+  const refs = Array.from({ length: artifact.pageCount }, (_, index) => pageRef(visitId, generation, index));
+  const utterances: Utterance[] = [];
+  // getAll() keeps the order of the references it is given; read in slices of 100.
+  for (let start = 0; start < refs.length; start += 100) {
+    for (const snapshot of await db().getAll(...refs.slice(start, start + 100))) {
+      const page = pageConverter.fromFirestore(snapshot as QueryDocumentSnapshot);
+      utterances.push(...page.utterances);
+    }
+  }
   return { transcriptId, languageCode, text: utterances.map((u) => u.text).join(" "), utterances };
 }
 
-export async function transcriptExists(visitId: string): Promise<boolean> {
-  return (await artifactRef(visitId).get()).exists;
+export async function transcriptExists(visitId: string, generation: string): Promise<boolean> {
+  return (await artifactRef(visitId).get()).data()?.generation === generation;
+}
+
+/**
+ * Removes the transcript of every recording but `keepGeneration` (all of them when null):
+ * the artifact and its pages. Returns how many documents it deleted.
+ */
+export async function deleteTranscripts(visitId: string, keepGeneration: string | null): Promise<number> {
+  let deleted = await deletePages(visitId, (page) => page.generation !== keepGeneration);
+  const artifact = await artifacts(visitId).doc(TRANSCRIPT_ARTIFACT_ID).get();
+  const generation: unknown = artifact.get("generation");
+  if (artifact.exists && (keepGeneration === null || generation !== keepGeneration)) {
+    await artifact.ref.delete();
+    deleted += 1;
+  }
+  return deleted;
+}
+
+/** Deletes the pages `doomed` picks (read without the converter: a leftover may be of any shape). */
+async function deletePages(visitId: string, doomed: (page: { generation: string; index: number }) => boolean): Promise<number> {
+  const snapshot = await pages(visitId).get();
+  const refs = snapshot.docs
+    .filter((doc) => {
+      const generation: unknown = doc.get("generation");
+      const index: unknown = doc.get("index");
+      return doomed({ generation: typeof generation === "string" ? generation : "", index: typeof index === "number" ? index : -1 });
+    })
+    .map((doc) => doc.ref);
+  for (let start = 0; start < refs.length; start += DELETE_BATCH) {
+    const batch = db().batch();
+    refs.slice(start, start + DELETE_BATCH).forEach((ref) => batch.delete(ref));
+    await batch.commit();
+  }
+  return refs.length;
 }
 
 function byteSize(value: unknown): number {
@@ -89,21 +224,21 @@ function byteSize(value: unknown): number {
 
 /** Splits utterances into consecutive pages of at most `limitBytes` (one oversized utterance is cut). */
 export function paginate(utterances: Utterance[], limitBytes: number): Utterance[][] {
-  const pages: Utterance[][] = [];
+  const result: Utterance[][] = [];
   let page: Utterance[] = [];
   let pageBytes = 0;
   for (const utterance of utterances.flatMap((u) => splitOversized(u, limitBytes))) {
     const size = byteSize(utterance);
     if (page.length > 0 && pageBytes + size > limitBytes) {
-      pages.push(page);
+      result.push(page);
       page = [];
       pageBytes = 0;
     }
     page.push(utterance);
     pageBytes += size;
   }
-  if (page.length > 0) pages.push(page);
-  return pages;
+  if (page.length > 0) result.push(page);
+  return result;
 }
 
 function splitOversized(utterance: Utterance, limitBytes: number): Utterance[] {

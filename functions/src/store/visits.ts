@@ -14,6 +14,7 @@ import { STATUS_TIME_FIELD, VISIT_STATUSES, appendHistory, canApply, isVisitEven
 import type { VisitEvent, VisitStatus } from "../visit/status.js";
 import { VisitSummarySchema } from "../visit/summary.js";
 import { COLLECTIONS, db, isAlreadyExists } from "./db.js";
+import { tombstoneRef } from "./tombstones.js";
 import { DocumentInvalidError, typedConverter } from "./typed-documents.js";
 import type { Stored } from "./typed-documents.js";
 
@@ -39,6 +40,7 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
       contentType: z.string(),
       sizeBytes: z.number(),
       generation: z.string(),
+      deletedAt: nullableDate,
     }),
   ),
   status: z.enum(VISIT_STATUSES),
@@ -51,6 +53,7 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
       utteranceCount: z.number(),
       speakerCount: z.number(),
       characterCount: z.number(),
+      providerDeletedAt: nullableDate,
     }),
   ),
   summary: nullable(VisitSummarySchema),
@@ -88,6 +91,9 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
     )
     .default([]),
   parkedAt: nullableDate,
+  audioExpiresAt: nullableDate,
+  pendingProviderDeletes: z.array(z.string()).default([]),
+  providerCleanupDueAt: nullableDate,
 }) satisfies z.ZodType<VisitFields, unknown>;
 
 export type StoredVisit = Stored<VisitFields>;
@@ -204,25 +210,31 @@ function clampToDeadline(patch: VisitPatch, visit: Visit): VisitPatch {
 }
 
 export type UploadOutcome =
-  | { kind: "started"; visit: Visit }
-  | { kind: "rejected"; visit: Visit }
+  /** `previous`: the visit as it was before this recording replaced an earlier (failed) one. */
+  | { kind: "started"; visit: Visit; previous: Visit | null }
+  | { kind: "rejected"; visit: Visit; previous: Visit | null }
   | { kind: "duplicate"; visit: Visit }
   | { kind: "owner_mismatch" }
-  | { kind: "busy"; status: VisitStatus };
+  | { kind: "busy"; status: VisitStatus }
+  /** The visit was deleted: its id is never used again. */
+  | { kind: "deleted" };
 
 /** What a new recording resets on its visit (the rest of a failed visit is kept). */
-function freshRecording(input: { userId: string; audio: AudioRef; deadlineAt: Date | null }) {
+function freshRecording(input: { userId: string; audio: AudioRef; deadlineAt: Date | null; audioExpiresAt: Date | null }) {
   return {
     userId: input.userId,
     audio: input.audio,
     transcriptId: null,
     transcript: null,
     summary: null,
+    summaryModel: null,
+    actionItemCount: 0,
     attempts: { transcription: 0, summarization: 0 },
     checks: 0,
     lease: null,
     nextCheckAt: null,
     deadlineAt: input.deadlineAt,
+    audioExpiresAt: input.audioExpiresAt,
   } satisfies VisitPatch;
 }
 
@@ -242,10 +254,14 @@ export async function recordUpload(input: {
   rejection: VisitError | null;
   now: Date;
   deadlineAt: Date;
+  /** When the retention job may delete the recording; null keeps it. */
+  audioExpiresAt: Date | null;
 }): Promise<UploadOutcome> {
   const ref = visitRef(input.visitId);
   const attempt = () =>
     db().runTransaction<UploadOutcome>(async (tx) => {
+      // A late or repeated delivery for a deleted visit must not bring it back.
+      if ((await tx.get(tombstoneRef(input.visitId))).exists) return { kind: "deleted" };
       const visit = await readVisit(input.visitId, tx);
       if (visit && visit.userId !== input.userId) return { kind: "owner_mismatch" };
       if (visit && sameAudio(visit.audio, input.audio)) return { kind: "duplicate", visit };
@@ -257,7 +273,12 @@ export async function recordUpload(input: {
       const plan = planTransition(visit?.status ?? null, event, input.now);
       const patch: VisitPatch = {
         ...plan.fields,
-        ...freshRecording({ userId: input.userId, audio: input.audio, deadlineAt: input.rejection ? null : input.deadlineAt }),
+        ...freshRecording({
+          userId: input.userId,
+          audio: input.audio,
+          deadlineAt: input.rejection ? null : input.deadlineAt,
+          audioExpiresAt: input.audioExpiresAt,
+        }),
         history: appendHistory(visit?.history ?? [], plan.historyEntry),
       };
       let written: Visit;
@@ -268,7 +289,7 @@ export async function recordUpload(input: {
         // create(): of two first deliveries racing, exactly one makes the visit.
         const fields: VisitFields = {
           ...NO_STATUS_TIMES,
-          ...freshRecording({ userId: input.userId, audio: input.audio, deadlineAt: null }),
+          ...freshRecording({ userId: input.userId, audio: input.audio, deadlineAt: null, audioExpiresAt: null }),
           status: plan.status,
           summaryModel: null,
           actionItemCount: 0,
@@ -279,12 +300,14 @@ export async function recordUpload(input: {
           updatedAt: input.now,
           history: [],
           parkedAt: null,
+          pendingProviderDeletes: [],
+          providerCleanupDueAt: null,
           ...patch,
         };
         tx.create(ref, fields);
         written = { id: input.visitId, ...fields };
       }
-      return { kind: input.rejection ? "rejected" : "started", visit: written };
+      return { kind: input.rejection ? "rejected" : "started", visit: written, previous: visit };
     });
   try {
     return await attempt();
@@ -329,3 +352,70 @@ export async function parkInvalidVisit(visitId: string, now: Date): Promise<void
   await db().collection(COLLECTIONS.visits).doc(visitId).update({ nextCheckAt: null, parkedAt: now });
 }
 
+
+/**
+ * Settles provider deletes of a visit: `done` ones leave the pending list, `failed` ones join it
+ * (the checker retries them at `retryAt`); the saved transcript is marked deleted at the provider
+ * once its job is done.
+ */
+export function settleProviderDeletes(
+  visitId: string,
+  result: { done: readonly string[]; failed: readonly string[]; now: Date; retryAt: Date },
+): Promise<GuardedWrite> {
+  return guardedWrite(visitId, {}, (visit) => {
+    const pending = [...new Set([...visit.pendingProviderDeletes, ...result.failed])].filter((id) => !result.done.includes(id));
+    const transcriptDone = visit.transcript !== null && visit.transcriptId !== null && result.done.includes(visit.transcriptId);
+    return {
+      pendingProviderDeletes: pending,
+      providerCleanupDueAt: pending.length > 0 ? result.retryAt : null,
+      ...(transcriptDone ? { "transcript.providerDeletedAt": result.now } : {}),
+    };
+  });
+}
+
+/** Visits with provider deletes due again, oldest first. */
+export async function findProviderCleanupDue(now: Date, limit: number): Promise<Visit[]> {
+  const snapshot = await db()
+    .collection(COLLECTIONS.visits)
+    .withConverter(visitConverter)
+    .where("providerCleanupDueAt", "<=", now)
+    .orderBy("providerCleanupDueAt")
+    .limit(limit)
+    .get();
+  return snapshot.docs.map((doc) => ({ id: doc.id, ...doc.data() }));
+}
+
+/** Visits whose recording is past its retention, oldest first. */
+export async function findAudioPastRetention(now: Date, limit: number): Promise<Visit[]> {
+  const snapshot = await db()
+    .collection(COLLECTIONS.visits)
+    .withConverter(visitConverter)
+    .where("audioExpiresAt", "<=", now)
+    .orderBy("audioExpiresAt")
+    .limit(limit)
+    .get();
+  return snapshot.docs.map((doc) => ({ id: doc.id, ...doc.data() }));
+}
+
+/** Marks a visit's recording deleted (if it is still that recording). */
+export function markAudioDeleted(visitId: string, generation: string, now: Date): Promise<GuardedWrite> {
+  return guardedWrite(visitId, {}, (visit) =>
+    visit.audio?.generation === generation ? { audio: { ...visit.audio, deletedAt: now }, audioExpiresAt: null } : { audioExpiresAt: null },
+  );
+}
+
+/** The user's visits, a page at a time (ordered by id, so paging is stable under concurrent writes). */
+export async function listUserVisits(userId: string, after: string | null, limit: number): Promise<Visit[]> {
+  let query = db().collection(COLLECTIONS.visits).withConverter(visitConverter).where("userId", "==", userId).orderBy("__name__").limit(limit);
+  if (after) query = query.startAfter(after);
+  const snapshot = await query.get();
+  return snapshot.docs.map((doc) => ({ id: doc.id, ...doc.data() }));
+}
+
+/** Deletes the visit document; 1 if it existed. */
+export async function deleteVisitDocument(visitId: string): Promise<number> {
+  const ref = visitRef(visitId);
+  if (!(await ref.get()).exists) return 0;
+  await ref.delete();
+  return 1;
+}

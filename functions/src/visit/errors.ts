@@ -17,6 +17,11 @@ export const ERROR_CODES = {
   // Upload validation: the recording itself is not acceptable. Uploading a new file fixes it.
   invalid_content_type: { transient: false, retryable: false, message: "The upload is not an audio file." },
   empty_audio: { transient: false, retryable: false, message: "The uploaded recording is empty." },
+  audio_deleted: {
+    transient: false,
+    retryable: false,
+    message: "The recording was deleted after its retention period; upload it again to transcribe it.",
+  },
   audio_too_large: {
     transient: false,
     retryable: false,
@@ -133,11 +138,13 @@ export class PipelineError extends Error {
   readonly outcomeUnknown: boolean;
 
   constructor(code: ErrorCode, options: PipelineErrorOptions = {}) {
-    super(options.detail ? `${code}: ${options.detail}` : code, { cause: options.cause });
+    // The message reaches logs and stack traces too: it is built from the sanitized detail.
+    const detail = options.detail === undefined ? undefined : sanitizeDetail(options.detail);
+    super(detail ? `${code}: ${detail}` : code, { cause: options.cause });
     this.name = "PipelineError";
     this.code = code;
     this.transient = ERROR_CODES[code].transient;
-    this.detail = options.detail === undefined ? undefined : sanitizeDetail(options.detail);
+    this.detail = detail;
     this.retryAfterMs = options.retryAfterMs;
     this.httpStatus = options.httpStatus;
     this.outcomeUnknown = options.outcomeUnknown ?? false;
@@ -178,15 +185,46 @@ export function asPipelineError(error: unknown): PipelineError {
   return new PipelineError("internal_error", { detail, cause: error });
 }
 
-const URL_PATTERN = /\bhttps?:\/\/\S+/gi;
+// A separator in its plain, JSON-escaped (`\/`, `\\/`, `\u002F`) and percent-encoded (also
+// double-encoded: `%252F`) forms; likewise ':' and '='.
+const SLASH = String.raw`(?:\\{0,8}\/|%(?:25){0,3}2[fF]|\\u002[fF])`;
+const COLON = String.raw`(?::|%(?:25){0,3}3[aA]|\\u003[aA])`;
+const EQUALS = String.raw`(?:=|%(?:25){0,3}3[dD]|\\u003[dD])`;
+const SEGMENT = String.raw`(?:(?!${SLASH})\S){1,400}`;
+// Where a file name surely ends: a separator, or the start of another object name or URL.
+const FILE_NAME_END = String.raw`${SLASH}|users${SLASH}|https?${COLON}`;
+/**
+ * `users/<uid>/visits/<visitId>/<file>`. A file name may hold spaces and quotes, so everything up
+ * to the next separator, object name, URL or control character goes with it.
+ */
+const OBJECT_NAME_PATTERN = new RegExp(
+  String.raw`users${SLASH}${SEGMENT}?${SLASH}visits${SLASH}${SEGMENT}?${SLASH}(?:(?!${FILE_NAME_END})[^\u0000-\u001f\u007f]){0,800}`,
+  "gi",
+);
+const JWT_PATTERN = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
+// A run of text between whitespace, quotes and angle brackets; one that holds a URL scheme or a
+// signed-URL parameter (with or without scheme and host in front) is replaced whole.
+const TOKEN_PATTERN = /[^\s"'`<>]+/g;
+const URL_IN_TOKEN = new RegExp(
+  String.raw`https?${COLON}${SLASH}{2}|(?:X-Goog-[a-z]{1,40}|X-Amz-[a-z]{1,40}|GoogleAccessId|Signature)(?:-[a-z]{1,40}){0,4}${EQUALS}`,
+  "i",
+);
+// "<url><object><url>": one URL whose path held an object name.
+const ADJACENT_PLACEHOLDERS = /(?:<(?:url|object)>){2,}/g;
 const DETAIL_LIMIT = 300;
 
 /**
  * Provider messages can embed the signed audio URL (a credential) — e.g. AssemblyAI's
- * "Download error, unable to download https://…". Strip URLs and bound the length before
- * anything reaches a log line.
+ * "Download error, unable to download https://…" — and library messages can carry an object
+ * name (a file name can identify a patient) or a token. Strip object names, JWTs and URLs —
+ * plain, JSON-escaped, percent-encoded, or scheme-less `host/path?X-Goog-…` — then bound the
+ * length, before anything reaches a log line.
  */
 export function sanitizeDetail(detail: string): string {
-  const stripped = detail.replace(URL_PATTERN, "<url>");
+  const stripped = detail
+    .replace(OBJECT_NAME_PATTERN, "<object>")
+    .replace(JWT_PATTERN, "<token>")
+    .replace(TOKEN_PATTERN, (token) => (URL_IN_TOKEN.test(token) ? "<url>" : token))
+    .replace(ADJACENT_PLACEHOLDERS, (run) => (run.includes("<url>") ? "<url>" : "<object>"));
   return stripped.length > DETAIL_LIMIT ? `${stripped.slice(0, DETAIL_LIMIT)}…` : stripped;
 }

@@ -13,6 +13,8 @@ export type AudioRef = {
   sizeBytes: number;
   /** The Cloud Storage object generation, as a decimal string (it exceeds 2^53). */
   generation: string;
+  /** When the object was deleted from Storage (retention); a retry then cannot submit it again. */
+  deletedAt: Date | null;
 };
 
 /** A unit of work that is running somewhere; writes from an older attempt are refused. */
@@ -33,6 +35,8 @@ export type TranscriptInfo = {
   utteranceCount: number;
   speakerCount: number;
   characterCount: number;
+  /** When the transcript was deleted at AssemblyAI after it was saved here (DELETE_PROVIDER_TRANSCRIPTS). */
+  providerDeletedAt: Date | null;
 };
 
 export type StageAttempts = {
@@ -71,6 +75,12 @@ export type Visit = StatusTimes & {
   history: StatusHistoryEntry[];
   /** Set when the checker took an unreadable visit document out of its queue. */
   parkedAt: Date | null;
+  /** When the retention job deletes the recording (AUDIO_RETENTION_DAYS after the upload); null: kept. */
+  audioExpiresAt: Date | null;
+  /** AssemblyAI transcripts of this visit still to delete there (a delete that failed is retried). */
+  pendingProviderDeletes: string[];
+  /** When the checker next tries those deletes. */
+  providerCleanupDueAt: Date | null;
 };
 
 /** Everything a visit stores (the id is the document's name). */
@@ -80,12 +90,20 @@ export type VisitFields = Omit<Visit, "id">;
  * A write to a visit: top-level fields, or one stage's attempt counter by its dotted path. The
  * store checks at compile time that these are paths of the stored document.
  */
-export type VisitPatch = Partial<VisitFields> & { [Path in `attempts.${LeaseStage}`]?: number };
+export type VisitPatch = Partial<VisitFields> & { [Path in `attempts.${LeaseStage}`]?: number } & {
+  "transcript.providerDeletedAt"?: Date;
+};
 
 /** The visit as it is after `patch` was written to it (dotted paths set the nested field). */
 export function applyPatch(visit: Visit, patch: VisitPatch): Visit {
-  const { "attempts.transcription": transcription, "attempts.summarization": summarization, ...fields } = patch;
+  const {
+    "attempts.transcription": transcription,
+    "attempts.summarization": summarization,
+    "transcript.providerDeletedAt": providerDeletedAt,
+    ...fields
+  } = patch;
   const next: Visit = { ...visit, ...fields };
+  if (providerDeletedAt !== undefined && next.transcript) next.transcript = { ...next.transcript, providerDeletedAt };
   if (transcription !== undefined || summarization !== undefined) {
     next.attempts = {
       transcription: transcription ?? next.attempts.transcription,
