@@ -5,6 +5,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts", "mobile-client-stub/test/**/*.test.ts"],
     // Each test file runs in its own process with its own embedded Firestore and fakes.
     pool: "forks",
+    // Fails any test file whose function logs hold transcript text, URLs, tokens or object names.
+    setupFiles: ["test/setup/phi-log-scan.ts"],
     testTimeout: 60_000,
     // The functions log every step as JSON; show it only for tests that fail.
     silent: "passed-only",
