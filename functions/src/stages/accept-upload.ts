@@ -52,7 +52,8 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
     bucket: object.bucket,
     path: object.name,
     fileName,
-    contentType: validation.ok ? validation.contentType : (normalizeMediaType(object.contentType) ?? "unknown"),
+    // A rejected type is the client's text: stored normalized, printable and bounded.
+    contentType: validation.ok ? validation.contentType : storedContentType(object.contentType),
     sizeBytes: Number.isFinite(sizeBytes) ? sizeBytes : 0,
     generation,
     deletedAt: null,
@@ -118,6 +119,10 @@ async function reportUpload(
 async function discardObject(visitId: string | null, audio: Pick<AudioRef, "bucket" | "path" | "generation">, reason: string): Promise<void> {
   const result = await deleteAudioGeneration(audio);
   logs.uploadObjectDeleted(visitId, reason, result);
+}
+
+function storedContentType(contentType: string | undefined): string {
+  return normalizeMediaType(contentType?.replace(/[\u0000-\u001f\u007f]/g, ""))?.slice(0, 100) || "unknown";
 }
 
 /** Generations arrive as decimal strings (they exceed 2^53); anything else is treated as missing. */
