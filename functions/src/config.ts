@@ -166,6 +166,13 @@ export const tunables = {
     20,
     "Summarization attempts before a visit ends partial.",
   ),
+  maxPaidCallsPerVisit: intTunable(
+    "MAX_PAID_CALLS_PER_VISIT",
+    15,
+    2,
+    200,
+    "Paid provider calls (AssemblyAI submissions, OpenAI summaries) one visit may use across attempts, rounds and retries.",
+  ),
   summaryMaxTranscriptChars: intTunable(
     "SUMMARY_MAX_TRANSCRIPT_CHARS",
     300_000,
@@ -177,11 +184,21 @@ export const tunables = {
 
 type TunableValues = { [K in keyof typeof tunables]: (typeof tunables)[K]["defaultValue"] };
 
-const ProviderUrlSchema = z
-  .string()
-  .url()
-  .refine((url) => /^https?:\/\//.test(url), "must be an http(s) URL")
-  .optional();
+// Transcripts and API keys travel to these URLs: https only, except to this machine (the local
+// fakes) or under the Firebase emulators.
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+function providerUrlSchema(env: Env) {
+  return z
+    .string()
+    .url()
+    .refine((url) => {
+      const parsed = new URL(url);
+      if (parsed.protocol === "https:") return true;
+      return parsed.protocol === "http:" && (LOOPBACK_HOSTS.has(parsed.hostname) || env.FUNCTIONS_EMULATOR === "true");
+    }, "must be an https:// URL (http:// only to this machine or under the emulators)")
+    .optional();
+}
 
 export interface Config extends TunableValues {
   region: string;
@@ -202,10 +219,12 @@ export function loadConfig(env: Env): Config {
     if (parsed.success) values[key] = parsed.data;
     else problems.push(`${tunable.param.name}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
   }
+  const ProviderUrlSchema = providerUrlSchema(env);
   const assemblyAiBaseUrl = ProviderUrlSchema.safeParse(env.ASSEMBLYAI_BASE_URL || undefined);
   const openAiBaseUrl = ProviderUrlSchema.safeParse(env.OPENAI_BASE_URL || undefined);
-  if (!assemblyAiBaseUrl.success) problems.push("ASSEMBLYAI_BASE_URL: must be an http(s) URL");
-  if (!openAiBaseUrl.success) problems.push("OPENAI_BASE_URL: must be an http(s) URL");
+  const urlProblem = (result: typeof assemblyAiBaseUrl) => result.error?.issues[0]?.message ?? "invalid";
+  if (!assemblyAiBaseUrl.success) problems.push(`ASSEMBLYAI_BASE_URL: ${urlProblem(assemblyAiBaseUrl)}`);
+  if (!openAiBaseUrl.success) problems.push(`OPENAI_BASE_URL: ${urlProblem(openAiBaseUrl)}`);
   const region = env[functionsRegion.name] || "us-central1";
   if (!/^[a-z]+-[a-z]+\d+$/.test(region)) problems.push(`${functionsRegion.name}: not a region name`);
   if (problems.length > 0) {

@@ -361,6 +361,19 @@ describe("permanent failures and the end of a stage", () => {
   });
 });
 
+describe("the paid-call budget of a visit", () => {
+  it("ends the stage with paid_call_budget_exhausted once MAX_PAID_CALLS_PER_VISIT calls were paid, whatever attempts are left", async () => {
+    const visitId = await pendingVisit();
+    const budgeted = (): Pipeline => ({ ...p(), config: { ...base.config, maxPaidCallsPerVisit: 2 } });
+    const t = testStep({ send: () => Promise.reject(transient()), maxPaidAttempts: 10 });
+    expect(await runPaidStep(budgeted(), t.step, visitId, Date.now() + 500)).toBe("retry_scheduled");
+    expect(await runPaidStep(budgeted(), t.step, visitId, Date.now() + 500)).toBe("retry_scheduled");
+    expect(await runPaidStep(budgeted(), t.step, visitId, Date.now() + 500)).toBe("ended");
+    expect(t.sends()).toBe(2);
+    expect(await visit(visitId)).toMatchObject({ status: "failed", error: { code: "paid_call_budget_exhausted", retryable: false } });
+  });
+});
+
 describe("a crash after the paid call, before the checkpoint", () => {
   it("the next attempt hands the unsettled claim to the stage's recovery and checkpoints what it found, without paying", async () => {
     const visitId = await pendingVisit();

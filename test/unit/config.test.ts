@@ -33,4 +33,28 @@ describe("loadConfig", () => {
       }
     }
   });
+
+  it("takes provider URLs over https only, except to this machine or under the Firebase emulators", () => {
+    const problem = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return null;
+      } catch (error) {
+        return (error as PipelineError).code;
+      }
+    };
+    expect(problem({ ASSEMBLYAI_BASE_URL: "https://api.eu.assemblyai.com" })).toBeNull();
+    expect(problem({ ASSEMBLYAI_BASE_URL: "http://api.assemblyai.com" })).toBe("config_invalid");
+    expect(problem({ OPENAI_BASE_URL: "http://10.0.0.5:8080/v1" })).toBe("config_invalid");
+    expect(problem({ OPENAI_BASE_URL: "http://localhost:8080/v1" })).toBeNull();
+    expect(problem({ OPENAI_BASE_URL: "http://[::1]:8080/v1" })).toBeNull();
+    expect(problem({ OPENAI_BASE_URL: "http://fakes.internal:8080/v1", FUNCTIONS_EMULATOR: "true" })).toBeNull();
+    expect(problem({ OPENAI_BASE_URL: "http://fakes.internal:8080/v1", FUNCTIONS_EMULATOR: "false" })).toBe("config_invalid");
+  });
+
+  it("reads boolean params from their environment strings", () => {
+    expect(loadConfig({ DELETE_PROVIDER_TRANSCRIPTS: "false" }).deleteProviderTranscripts).toBe(false);
+    expect(loadConfig({ DELETE_PROVIDER_TRANSCRIPTS: "true" }).deleteProviderTranscripts).toBe(true);
+    expect(() => loadConfig({ DELETE_PROVIDER_TRANSCRIPTS: "yes" })).toThrow(PipelineError);
+  });
 });

@@ -14,7 +14,7 @@ import type { Pipeline } from "../pipeline.js";
 import type { ProviderName } from "../providers/outage-policy.js";
 import { failpoint } from "../runtime-hooks.js";
 import type { FailpointName } from "../runtime-hooks.js";
-import { claimWork, listWorkClaims, recordWorkOutcome, recordWorkSent } from "../store/claims.js";
+import { claimWork, countPaidCalls, listWorkClaims, recordWorkOutcome, recordWorkSent } from "../store/claims.js";
 import type { Claim, WorkKey } from "../store/claims.js";
 import { applyVisitEvent, getVisit, updateVisit } from "../store/visits.js";
 import type { GuardedWrite, SameCommitWrites } from "../store/visits.js";
@@ -157,6 +157,11 @@ async function startAttempt<P extends ProviderName, Output>(
     ledger.paidThisRound >= step.maxPaidAttempts || attempt > step.maxPaidAttempts + UNPAID_TRIES_ALLOWED;
   // Out of attempts, and nothing earlier left to look for: give up (the retry button can start over).
   if (outOfAttempts && ledger.leftovers.length === 0) return endStep(p, step, visit, lastErrorCode(visit), null);
+
+  // A ceiling on what one visit may cost, whatever retries and rounds ask for.
+  if ((await countPaidCalls(visit.id)) >= p.config.maxPaidCallsPerVisit) {
+    return endStep(p, step, visit, "paid_call_budget_exhausted", null);
+  }
 
   // While the provider is down, the visit waits without using up an attempt.
   const gate = await openProviderGate(p, step.provider, { visitId, deadlineMs });

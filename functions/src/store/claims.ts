@@ -154,6 +154,12 @@ export function recordWorkOutcome(
   );
 }
 
+/** Paid provider calls made for a visit so far: attempts of any stage, round or recording that were sent. */
+export async function countPaidCalls(visitId: string): Promise<number> {
+  const snapshot = await claims(visitId).withConverter(claimConverter).where("stage", "in", ["transcription", "summarization"]).get();
+  return snapshot.docs.filter((doc) => doc.data().sentAt !== null).length;
+}
+
 /** The work claims of one stage of a visit (a handful per recording). */
 export async function listWorkClaims(visitId: string, stage: LeaseStage): Promise<Claim[]> {
   const snapshot = await claims(visitId).withConverter(claimConverter).where("stage", "==", stage).get();

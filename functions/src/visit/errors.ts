@@ -97,6 +97,11 @@ export const ERROR_CODES = {
   },
 
   // Pipeline-level outcomes.
+  paid_call_budget_exhausted: {
+    transient: false,
+    retryable: false,
+    message: "This visit has used up its processing budget; upload the recording again in a new visit.",
+  },
   attempts_exhausted: {
     transient: false,
     retryable: true,
