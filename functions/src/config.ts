@@ -166,6 +166,25 @@ export const tunables = {
     20,
     "Summarization attempts before a visit ends partial.",
   ),
+  uploadQuotaPerDay: intTunable(
+    "UPLOAD_QUOTA_PER_DAY",
+    10,
+    1,
+    10_000,
+    "Recordings one user may have processed per UTC day (re-uploads count); more end failed with upload_quota_exceeded.",
+  ),
+  maxConcurrentVisitsPerUser: intTunable(
+    "MAX_CONCURRENT_VISITS_PER_USER",
+    3,
+    1,
+    1_000,
+    "Visits one user may have in pending/transcribing/summarizing at once; more end failed with too_many_active_visits.",
+  ),
+  allowAnonymousUploads: boolTunable(
+    "ALLOW_ANONYMOUS_UPLOADS",
+    false,
+    "Process recordings from anonymous Firebase Auth accounts (off: they end failed with anonymous_upload_refused).",
+  ),
   maxPaidCallsPerVisit: intTunable(
     "MAX_PAID_CALLS_PER_VISIT",
     15,

@@ -30,6 +30,11 @@ export const FAST_TUNABLES: Record<string, string> = {
   ATTEMPT_BACKOFF_SECONDS: "0",
   SUMMARY_WATCHDOG_SECONDS: "1",
   CHECK_TIME_BUDGET_SECONDS: "20",
+  // The abuse limits get their own tests; elsewhere one test user uploads many visits, and the
+  // local runtime has no Auth emulator to ask whether an account is anonymous.
+  ALLOW_ANONYMOUS_UPLOADS: "true",
+  UPLOAD_QUOTA_PER_DAY: "10000",
+  MAX_CONCURRENT_VISITS_PER_USER: "1000",
 };
 
 export interface LocalRuntimeOptions {

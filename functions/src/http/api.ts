@@ -35,6 +35,16 @@ const REJECTIONS: Record<RetryRejection, Omit<ApiError, "retryAfterSeconds">> = 
     code: "audio_deleted",
     message: "The recording was deleted after its retention period; upload it again to transcribe it.",
   },
+  upload_quota_exceeded: {
+    status: 429,
+    code: "upload_quota_exceeded",
+    message: "Too many recordings today; try again after Retry-After seconds.",
+  },
+  too_many_active_visits: {
+    status: 429,
+    code: "too_many_active_visits",
+    message: "Other visits are still being processed; try again when one of them is done.",
+  },
   already_processing: {
     status: 409,
     code: "already_processing",

@@ -16,6 +16,7 @@ import type { AudioRef } from "../visit/model.js";
 import { normalizeMediaType, parseObjectSize, parseVisitUploadPath, validateUpload } from "../visit/upload.js";
 import { submitTranscription } from "./submit-transcription.js";
 import { supersedeRecording } from "./supersede-recording.js";
+import { checkUploadLimits } from "./upload-limits.js";
 
 /** The parts of a Cloud Storage object-finalized event the pipeline reads. */
 export interface UploadedObject {
@@ -59,15 +60,20 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
     deletedAt: null,
   };
   const current = await getVisit(visitId);
-  if (current?.userId === uid && current.status === "failed" && !sameAudio(current.audio, audio)) {
-    await supersedeRecording(p, current, generation, deadlineMs);
+  // This recording will be taken by the visit (a new visit, or a new recording of a failed one).
+  const takesRecording = !current || (current.userId === uid && current.status === "failed" && !sameAudio(current.audio, audio));
+  if (current && takesRecording) await supersedeRecording(p, current, generation, deadlineMs);
+  let rejection = validation.ok ? null : visitError("upload", validation.code);
+  if (!rejection && takesRecording) {
+    const limits = await checkUploadLimits(p, { uid, visitId, recording: `${audio.bucket}/${audio.path}#${generation}` });
+    if (!limits.allowed) rejection = visitError("upload", limits.code);
   }
   const now = p.now();
   const recorded = await recordUpload({
     visitId,
     userId: uid,
     audio,
-    rejection: validation.ok ? null : visitError("upload", validation.code),
+    rejection,
     now,
     deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
     audioExpiresAt: p.config.audioRetentionDays > 0 ? addSeconds(now, p.config.audioRetentionDays * 86_400) : null,
@@ -98,8 +104,11 @@ async function reportUpload(
       return { outcome: "ignored", reason: "visit_deleted" };
     case "rejected":
       logs.uploadRejected(visitId, recorded.visit.error?.code ?? "unknown", upload.contentType, audio.sizeBytes);
-      await discardObject(visitId, audio, "rejected");
-      await markAudioDeleted(visitId, generation, p.now());
+      // A recording refused by a limit is kept: the retry button processes it once the limit allows.
+      if (!recorded.visit.error?.retryable) {
+        await discardObject(visitId, audio, "rejected");
+        await markAudioDeleted(visitId, generation, p.now());
+      }
       return { outcome: "rejected", code: recorded.visit.error?.code ?? "unknown" };
     case "duplicate":
       logs.uploadDuplicate(visitId, generation, recorded.visit.status);

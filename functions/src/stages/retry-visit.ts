@@ -17,10 +17,13 @@ import { PROCESSING_STATUSES } from "../visit/status.js";
 import type { ResumeStage, VisitStatus } from "../visit/status.js";
 import { dispatchSummarization } from "./dispatch-summarization.js";
 import { checkpointTranscript } from "./poll-transcript.js";
+import { checkRetryLimits } from "./upload-limits.js";
 import { submitTranscription } from "./submit-transcription.js";
 
 export type RetryRejection =
   | "visit_not_found"
+  | "upload_quota_exceeded"
+  | "too_many_active_visits"
   | "audio_deleted"
   | "already_processing"
   | "nothing_to_retry"
@@ -57,6 +60,12 @@ export async function retryVisit(
     limits: { cooldownSeconds: p.config.retryCooldownSeconds, quotaPerHour: p.config.retryQuotaPerHour },
   });
   if (!allowance.allowed) return { kind: "rejected", code: allowance.code, retryAfterSeconds: allowance.retryAfterSeconds };
+
+  const limits = await checkRetryLimits(p, visit);
+  if (!limits.allowed) {
+    const code = limits.code === "upload_quota_exceeded" ? "upload_quota_exceeded" : "too_many_active_visits";
+    return { kind: "rejected", code, ...(limits.retryAfterSeconds !== undefined ? { retryAfterSeconds: limits.retryAfterSeconds } : {}) };
+  }
 
   // One retry per round, however many clicks race here.
   const round = visit.retryCount + 1;

@@ -28,6 +28,23 @@ export const ERROR_CODES = {
     message: "The uploaded recording is larger than the allowed size.",
   },
 
+  // Abuse limits: nothing is paid for a visit that hits one.
+  upload_quota_exceeded: {
+    transient: false,
+    retryable: true,
+    message: "Too many recordings today. Try again tomorrow; the retry button says when.",
+  },
+  too_many_active_visits: {
+    transient: false,
+    retryable: true,
+    message: "Other visits are still being processed. Try again when one of them is done.",
+  },
+  anonymous_upload_refused: {
+    transient: false,
+    retryable: false,
+    message: "Recordings need a signed-in account. Sign in and upload the recording again.",
+  },
+
   // Transcription outcomes reported by the speech provider.
   audio_download_failed: {
     transient: true,

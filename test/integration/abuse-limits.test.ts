@@ -1,0 +1,161 @@
+// The abuse limits through the real storage trigger and the retry stage: daily upload quota,
+// visits in flight per user, anonymous accounts (asked of the real Auth emulator), and that
+// concurrent and duplicate deliveries neither slip past a limit nor use it up twice.
+
+import { getAuth } from "firebase-admin/auth";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
+import { startAuthEmulator } from "../support/auth-emulator.js";
+import type { AuthEmulator } from "../support/auth-emulator.js";
+import { FAST_TUNABLES, nextGeneration, startLocalRuntime } from "../support/local-runtime.js";
+import type { LocalRuntime } from "../support/local-runtime.js";
+import { newVisitId, readVisit } from "../support/visits.js";
+
+let runtime: LocalRuntime;
+let auth: AuthEmulator;
+let clockOffsetMs = 0;
+
+beforeAll(async () => {
+  const [emulator, local] = await Promise.allSettled([startAuthEmulator(), startLocalRuntime()]);
+  if (emulator.status === "rejected" || local.status === "rejected") {
+    if (emulator.status === "fulfilled") await emulator.value.stop();
+    if (local.status === "fulfilled") await local.value.close();
+    throw emulator.status === "rejected" ? emulator.reason : (local as PromiseRejectedResult).reason;
+  }
+  auth = emulator.value;
+  runtime = local.value;
+});
+
+afterAll(async () => {
+  installRuntimeHooks({ clock: undefined });
+  await runtime?.close();
+  await auth?.stop();
+});
+
+beforeEach(async () => {
+  await runtime.reset();
+  clockOffsetMs = 0;
+  installRuntimeHooks({ clock: () => new Date(Date.now() + clockOffsetMs) });
+});
+
+afterEach(async () => {
+  // Back to the local runtime's settings (every limit out of the way).
+  const { UPLOAD_QUOTA_PER_DAY, MAX_CONCURRENT_VISITS_PER_USER, ALLOW_ANONYMOUS_UPLOADS } = FAST_TUNABLES;
+  await runtime.setEnv({ UPLOAD_QUOTA_PER_DAY, MAX_CONCURRENT_VISITS_PER_USER, ALLOW_ANONYMOUS_UPLOADS });
+});
+
+async function retry(visitId: string, uid: string) {
+  const { retryVisit } = await import("../../functions/src/stages/retry-visit.js");
+  const { pipeline } = await import("../../functions/src/pipeline.js");
+  return retryVisit(pipeline(), { visitId, uid }, Date.now() + 30_000);
+}
+
+describe("the daily upload quota", () => {
+  it("refuses the recording past UPLOAD_QUOTA_PER_DAY with upload_quota_exceeded, pays nothing for it and keeps it", async () => {
+    await runtime.setEnv({ UPLOAD_QUOTA_PER_DAY: "2" });
+    const visits = [newVisitId(), newVisitId(), newVisitId()];
+    for (const visitId of visits) await runtime.upload({ uid: "quota-user", visitId });
+    const third = await readVisit(visits[2]!);
+    expect(third).toMatchObject({ status: "failed", error: { stage: "upload", code: "upload_quota_exceeded", retryable: true } });
+    expect(runtime.assemblyai.submitCount()).toBe(2);
+    // Kept, so the retry button can process it once the quota allows.
+    expect(runtime.storage.objects().filter((object) => object.name.includes(visits[2]!))).toHaveLength(1);
+    // Another user is not affected.
+    await runtime.upload({ uid: "other-user", visitId: newVisitId() });
+    expect(runtime.assemblyai.submitCount()).toBe(3);
+  });
+
+  it("counts 5 concurrent deliveries of one recording once, and 5 concurrent different recordings against the quota exactly", async () => {
+    await runtime.setEnv({ UPLOAD_QUOTA_PER_DAY: "3" });
+    const first = newVisitId();
+    const generation = nextGeneration();
+    await Promise.all(Array.from({ length: 5 }, () => runtime.upload({ uid: "storm-user", visitId: first, generation })));
+    const others = Array.from({ length: 5 }, () => newVisitId());
+    await Promise.all(others.map((visitId) => runtime.upload({ uid: "storm-user", visitId })));
+    const statuses = await Promise.all(others.map(async (visitId) => (await readVisit(visitId)).error?.code ?? "accepted"));
+    // The first recording took one slot (not five): two of the five others fit, three are refused.
+    expect(statuses.filter((code) => code === "accepted")).toHaveLength(2);
+    expect(statuses.filter((code) => code === "upload_quota_exceeded")).toHaveLength(3);
+    expect(runtime.assemblyai.submitCount()).toBe(3);
+  });
+
+  it("the retry button says when to try again, and processes the recording once the next day's quota allows", async () => {
+    await runtime.setEnv({ UPLOAD_QUOTA_PER_DAY: "1" });
+    const [allowed, refused] = [newVisitId(), newVisitId()];
+    await runtime.upload({ uid: "tomorrow-user", visitId: allowed });
+    await runtime.upload({ uid: "tomorrow-user", visitId: refused });
+    const early = await retry(refused, "tomorrow-user");
+    expect(early).toMatchObject({ kind: "rejected", code: "upload_quota_exceeded" });
+    expect(early.kind === "rejected" ? early.retryAfterSeconds : 0).toBeGreaterThan(0);
+    expect(runtime.assemblyai.submitCount()).toBe(1);
+
+    clockOffsetMs = ((early.kind === "rejected" ? early.retryAfterSeconds : 0) ?? 0) * 1000 + 1000;
+    await runtime.runUntilSettled([allowed]);
+    expect(await retry(refused, "tomorrow-user")).toMatchObject({ kind: "accepted", resumedStage: "transcription" });
+    await runtime.runUntilSettled([refused]);
+    expect((await readVisit(refused)).status).toBe("completed");
+    expect(runtime.assemblyai.submitCount()).toBe(2);
+  });
+});
+
+describe("visits in flight per user", () => {
+  it("of 6 concurrent uploads into 6 visits, exactly MAX_CONCURRENT_VISITS_PER_USER go ahead; the rest end too_many_active_visits unpaid", async () => {
+    await runtime.setEnv({ MAX_CONCURRENT_VISITS_PER_USER: "2" });
+    runtime.tasks.pause();
+    const visits = Array.from({ length: 6 }, () => newVisitId());
+    await Promise.all(visits.map((visitId) => runtime.upload({ uid: "busy-user", visitId })));
+    const states = await Promise.all(visits.map((visitId) => readVisit(visitId)));
+    expect(states.filter((visit) => visit.status === "transcribing")).toHaveLength(2);
+    expect(states.filter((visit) => visit.error?.code === "too_many_active_visits")).toHaveLength(4);
+    expect(runtime.assemblyai.submitCount()).toBe(2);
+    runtime.tasks.resume();
+
+    // Once those are done, their slots are free again: a refused one can be retried.
+    await runtime.runUntilSettled(states.filter((visit) => visit.status === "transcribing").map((visit) => visit.id));
+    const refused = states.find((visit) => visit.error?.code === "too_many_active_visits")!;
+    expect(await retry(refused.id, "busy-user")).toMatchObject({ kind: "accepted" });
+    expect(runtime.assemblyai.submitCount()).toBe(3);
+  });
+
+  it("a retry that would exceed the limit answers too_many_active_visits with Retry-After and changes nothing", async () => {
+    await runtime.setEnv({ MAX_CONCURRENT_VISITS_PER_USER: "1" });
+    const failed = newVisitId();
+    runtime.assemblyai.faults.enqueue("submit", { kind: "status", status: 401 });
+    await runtime.upload({ uid: "one-at-a-time", visitId: failed });
+    expect((await readVisit(failed)).status).toBe("failed");
+    const running = newVisitId();
+    await runtime.upload({ uid: "one-at-a-time", visitId: running });
+    expect((await readVisit(running)).status).toBe("transcribing");
+    const before = await readVisit(failed);
+    const answer = await retry(failed, "one-at-a-time");
+    expect(answer).toMatchObject({ kind: "rejected", code: "too_many_active_visits", retryAfterSeconds: expect.any(Number) });
+    expect((await readVisit(failed)).retryCount).toBe(before.retryCount);
+  });
+});
+
+describe("anonymous accounts", () => {
+  it("are refused by default (asked of Firebase Auth): anonymous_upload_refused, nothing paid; a signed-in account goes ahead", async () => {
+    await runtime.setEnv({ ALLOW_ANONYMOUS_UPLOADS: "false" });
+    // An account with no sign-in provider is what anonymous sign-in creates.
+    await getAuth().createUser({ uid: "anon-user" });
+    await auth.createUserToken("email-user", "email-user@example.com");
+    const anonymous = newVisitId();
+    const signedIn = newVisitId();
+    const unknown = newVisitId();
+    await runtime.upload({ uid: "anon-user", visitId: anonymous });
+    await runtime.upload({ uid: "email-user", visitId: signedIn });
+    await runtime.upload({ uid: "no-such-account", visitId: unknown });
+    expect(await readVisit(anonymous)).toMatchObject({ status: "failed", error: { code: "anonymous_upload_refused", retryable: false } });
+    expect(await readVisit(unknown)).toMatchObject({ status: "failed", error: { code: "anonymous_upload_refused" } });
+    expect((await readVisit(signedIn)).status).toBe("transcribing");
+    expect(runtime.assemblyai.submitCount()).toBe(1);
+  });
+
+  it("are processed when ALLOW_ANONYMOUS_UPLOADS is on", async () => {
+    await runtime.setEnv({ ALLOW_ANONYMOUS_UPLOADS: "true" });
+    await getAuth().createUser({ uid: "anon-allowed" });
+    const visitId = newVisitId();
+    await runtime.upload({ uid: "anon-allowed", visitId });
+    expect((await readVisit(visitId)).status).toBe("transcribing");
+  });
+});
