@@ -74,7 +74,7 @@ export const tunables = {
     30,
     1,
     3650,
-    "Days claims and tombstones are kept before Firestore's TTL policy may delete them.",
+    "Days work claims, tombstones and account-deletion records are kept before Firestore's TTL policy may delete them.",
   ),
   speechModels: stringTunable(
     "ASSEMBLYAI_SPEECH_MODELS",

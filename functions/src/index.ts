@@ -110,7 +110,8 @@ export const deleteExpiredAudio = onSchedule(
  */
 export const onAccountDeleted = functionsV1
   .region(functionsRegion)
-  .runWith({ secrets: [assemblyAiApiKey], timeoutSeconds: TIMEOUTS.accountDeletion, memory: "256MB" })
+  // Retried on failure (each step is idempotent); one that runs out of time is carried on by the checker.
+  .runWith({ secrets: [assemblyAiApiKey], timeoutSeconds: TIMEOUTS.accountDeletion, memory: "256MB", failurePolicy: true })
   .auth.user()
   .onDelete(async (user) => {
     await deleteUserData(pipeline(), { uid: user.uid, reason: "account_deleted" }, deadlineFrom(Date.now(), TIMEOUTS.accountDeletion));
