@@ -185,6 +185,11 @@ export const tunables = {
     false,
     "Process recordings from anonymous Firebase Auth accounts (off: they end failed with anonymous_upload_refused).",
   ),
+  enforceAppCheck: boolTunable(
+    "ENFORCE_APP_CHECK",
+    false,
+    "Require a valid Firebase App Check token (X-Firebase-AppCheck) on the api's user endpoints; consumed on state-changing calls.",
+  ),
   maxPaidCallsPerVisit: intTunable(
     "MAX_PAID_CALLS_PER_VISIT",
     15,

@@ -26,7 +26,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // Whatever went wrong, a client never sees a stack frame, a source path or an exception name.
 const STACK_TRACE = /\bat \S+ \(|\bat \S+:\d+:\d+|\.(?:ts|js|mjs):\d+|node_modules|\b\w*Error\b:|\n\s+at /;
 const HOUR_MS = 3_600_000;
-const TEST_DEFAULTS = { RETRY_COOLDOWN_SECONDS: "30", RETRY_QUOTA_PER_HOUR: "10", VISIT_DEADLINE_HOURS: undefined };
+const TEST_DEFAULTS = { RETRY_COOLDOWN_SECONDS: "30", RETRY_QUOTA_PER_HOUR: "10", VISIT_DEADLINE_HOURS: undefined, ENFORCE_APP_CHECK: undefined };
 
 let runtime: LocalRuntime;
 let authEmulator: AuthEmulator;
@@ -259,8 +259,9 @@ describe("POST /visits/{visitId}/retry — 202 accepted", () => {
     // The job is still processing when the checker runs 25 h later: the visit fails
     // deadline_exceeded. By the time the user retries, AssemblyAI has finished the job.
     runtime.assemblyai.setTiming({ queuedMs: 0, processingMs: 1_500 });
-    const uploadedMs = Date.now();
     await runtime.upload({ uid, visitId });
+    // The upload has returned: the job was submitted by now, and finishes 1.5 s after that.
+    const uploadedMs = Date.now();
     installRuntimeHooks({ clock: () => new Date(Date.now() + 25 * HOUR_MS) });
     await runtime.runChecker();
     const failed = await readVisit(visitId);
@@ -578,3 +579,36 @@ function otherProjectToken(uid: string): string {
     part({ signature: "none" }),
   ].join(".");
 }
+
+describe("App Check (ENFORCE_APP_CHECK)", () => {
+  // A token that verifies needs Google's App Check service (no emulator exists): what is proven
+  // here is everything up to that call — the header is required and checked by the Admin SDK.
+  it.each([
+    ["no X-Firebase-AppCheck header", undefined],
+    ["a garbled token", "not-a-jwt-but-long-enough-to-pass-the-shape-check"],
+    ["a token of the wrong shape", "short"],
+  ])("401 app_check_failed for %s, with a valid ID token, and the visit is untouched", async (_what, appCheckToken) => {
+    await runtime.setEnv({ ENFORCE_APP_CHECK: "true" });
+    const uid = "patient-appcheck";
+    const visitId = newVisitId();
+    runtime.openai.faults.enqueue("chat", { kind: "refusal" });
+    await runtime.upload({ uid, visitId });
+    await runtime.runUntilSettled([visitId]);
+    const before = await readVisit(visitId);
+    const headers: Record<string, string> = { authorization: `Bearer ${await tokenFor(uid)}` };
+    if (appCheckToken !== undefined) headers["x-firebase-appcheck"] = appCheckToken;
+    const response = await fetch(`${api.baseUrl}/visits/${visitId}/retry`, { method: "POST", headers });
+    expectApiError(readResponse(response.status, response.headers, await response.text()), 401, "app_check_failed");
+    await expectUntouched(visitId, before);
+  });
+
+  it("is not asked for while ENFORCE_APP_CHECK is off", async () => {
+    const uid = "patient-no-appcheck";
+    const visitId = newVisitId();
+    runtime.openai.faults.enqueue("chat", { kind: "refusal" });
+    await runtime.upload({ uid, visitId });
+    await runtime.runUntilSettled([visitId]);
+    expect((await retry(visitId, await tokenFor(uid))).status).toBe(202);
+  });
+});
+

@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import express from "express";
 import type { NextFunction, Request, Response } from "express";
+import { getAppCheck } from "firebase-admin/app-check";
 import { getAuth } from "firebase-admin/auth";
 import { logs } from "../logs.js";
 import { TIMEOUTS, pipeline } from "../pipeline.js";
@@ -65,6 +66,8 @@ const ERRORS = {
   tooLarge: { status: 413, code: "payload_too_large", message: "The request body is too large." },
   invalidVisitId: { status: 400, code: "invalid_visit_id", message: "The visit id is not valid." },
   unauthenticated: { status: 401, code: "unauthenticated", message: "Sign in again: a valid Firebase ID token is required." },
+  appCheckFailed: { status: 401, code: "app_check_failed", message: "A valid App Check token is required (X-Firebase-AppCheck)." },
+  appCheckReplayed: { status: 401, code: "app_check_replayed", message: "This App Check token was already used; get a fresh one." },
   visitNotFound: REJECTIONS.visit_not_found,
   internal: { status: 500, code: "internal", message: "Something went wrong; try again later." },
 } satisfies Record<string, ApiError>;
@@ -101,10 +104,10 @@ function app(): express.Express {
   // The Functions runtime has parsed the body already; every route here takes none.
   api.use(startRequest);
   route(api, "/health", { GET: (_req, res) => health(pipeline(), res) });
-  route(api, "/visits/:visitId/retry", { POST: withVisit(retry) });
-  route(api, "/visits/:visitId", { DELETE: withVisit(removeVisit) });
-  route(api, "/me", { DELETE: withUser(removeUser) });
-  route(api, "/me/export", { GET: withUser(exportData) });
+  route(api, "/visits/:visitId/retry", { POST: withVisit(retry, "consume") });
+  route(api, "/visits/:visitId", { DELETE: withVisit(removeVisit, "consume") });
+  route(api, "/me", { DELETE: withUser(removeUser, "consume") });
+  route(api, "/me/export", { GET: withUser(exportData, "verify") });
   api.use((_req, res) => sendError(res, ERRORS.notFound));
   api.use((thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
     // express's own 400: a path parameter with a malformed percent escape.
@@ -142,20 +145,27 @@ function startRequest(req: Request, res: Response, next: NextFunction): void {
 }
 
 /** Authenticated, with a valid visit id (checked first: a malformed id is 400 even without a token). */
-function withVisit(handler: Handler): Handler {
+function withVisit(handler: Handler, appCheck: AppCheckUse): Handler {
   return async (req, res) => {
     // express has decoded the segment (a malformed escape is a 400 in the error handler).
     const visitId = String(req.params.visitId ?? "");
     if (!isValidVisitId(visitId)) return sendError(res, ERRORS.invalidVisitId);
     locals(res).visitId = visitId;
-    await withUser(handler)(req, res);
+    await withUser(handler, appCheck)(req, res);
   };
 }
 
-function withUser(handler: Handler): Handler {
+/** A state-changing call consumes its App Check token (a replay is refused); a read only verifies it. */
+type AppCheckUse = "consume" | "verify";
+
+function withUser(handler: Handler, appCheck: AppCheckUse): Handler {
   return async (req, res) => {
     const uid = await authenticate(req);
     if (!uid) return sendError(res, ERRORS.unauthenticated);
+    if (pipeline().config.enforceAppCheck) {
+      const refusal = await checkAppCheck(req, appCheck);
+      if (refusal) return sendError(res, refusal);
+    }
     locals(res).uid = uid;
     await handler(req, res);
   };
@@ -203,8 +213,9 @@ async function removeUser(_req: Request, res: Response): Promise<void> {
 
 async function exportData(req: Request, res: Response): Promise<void> {
   const { uid, deadlineMs, requestId } = locals(res);
-  const after = typeof req.query.after === "string" ? req.query.after : null;
-  if (after !== null && !isValidVisitId(after)) return sendError(res, ERRORS.invalidVisitId);
+  // Absent, or one valid visit id (a repeated `after` is not ignored: it is refused).
+  const after = req.query.after === undefined ? null : req.query.after;
+  if (after !== null && (typeof after !== "string" || !isValidVisitId(after))) return sendError(res, ERRORS.invalidVisitId);
   res.status(200).type("application/json").set("Content-Disposition", 'attachment; filename="visits-export.json"');
   await exportUserData(pipeline(), { uid, requestId, after }, (chunk) => writeChunk(res, chunk), deadlineMs);
   res.end();
@@ -239,6 +250,24 @@ async function authenticate(req: Request): Promise<string | null> {
     // Invalid, expired, revoked or for another project: all mean "sign in again". Anything else
     // (the Auth service unreachable) is ours, not the caller's.
     if (isAuthTokenError(error)) return null;
+    throw error;
+  }
+}
+
+/**
+ * `onRequest` does not check App Check (only callable functions do): the header is verified here
+ * with the Admin SDK, and consumed on state-changing calls so a captured token cannot be replayed.
+ */
+async function checkAppCheck(req: Request, use: AppCheckUse): Promise<ApiError | null> {
+  const token = req.get("x-firebase-appcheck")?.trim() ?? "";
+  if (!/^[A-Za-z0-9._-]{20,4096}$/.test(token)) return ERRORS.appCheckFailed;
+  try {
+    const verified = await getAppCheck(adminApp()).verifyToken(token, use === "consume" ? { consume: true } : undefined);
+    return verified.alreadyConsumed ? ERRORS.appCheckReplayed : null;
+  } catch (error) {
+    // An invalid, expired or other-project token; anything else is ours, not the caller's.
+    const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+    if (code.startsWith("app-check/") && code !== "app-check/internal-error") return ERRORS.appCheckFailed;
     throw error;
   }
 }
