@@ -1,5 +1,6 @@
 // The `api` function's retry endpoint over real HTTP with real Auth-emulator ID tokens: every status, concurrent clicks, and what each call did to Firestore and the providers.
 
+import type { Firestore } from "firebase-admin/firestore";
 import http from "node:http";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
@@ -556,18 +557,52 @@ describe("concurrent clicks", () => {
   });
 });
 
-describe("GET /health", () => {
-  it("200 with status ok and both breakers closed", async () => {
-    const response = await request("GET", "/health");
+describe("GET /health and /health/ready", () => {
+  it("/health: 200 status ok for anyone, without reading Firestore (a burst of 50 costs no reads)", async () => {
+    const { db } = await import("../../functions/src/store/db.js");
+    const reads = countFirestoreGets(db());
+    const responses = await Promise.all(Array.from({ length: 50 }, () => request("GET", "/health")));
+    for (const response of responses) {
+      expect(response.status).toBe(200);
+      expect(response.headers.get("x-request-id")).toMatch(UUID);
+      expect(response.headers.get("cache-control")).toBe("no-store");
+      expect(response.json).toEqual({ status: "ok" });
+    }
+    expect(reads.stop()).toBe(0);
+  });
+
+  it("/health/ready: breakers for an operator; 403 for another signed-in user; 401 without a token", async () => {
+    expectApiError(await request("GET", "/health/ready"), 401, "unauthenticated");
+    expectApiError(await request("GET", "/health/ready", { token: await tokenFor("patient-not-operator") }), 403, "forbidden");
+    const { getAuth } = await import("firebase-admin/auth");
+    await authEmulator.createUserToken("operator-1");
+    await getAuth().setCustomUserClaims("operator-1", { operator: true });
+    const operatorToken = await authEmulator.createUserToken("operator-1");
+    const response = await request("GET", "/health/ready", { token: operatorToken });
     expect(response.status).toBe(200);
-    expect(response.headers.get("x-request-id")).toMatch(UUID);
-    expect(response.headers.get("cache-control")).toBe("no-store");
     expect(response.json).toEqual({
       status: "ok",
       breakers: { assemblyai: { state: "closed", openUntil: null }, openai: { state: "closed", openUntil: null } },
     });
   });
 });
+
+/** Counts document reads made through this Firestore client until stop(). */
+function countFirestoreGets(firestore: Firestore): { stop(): number } {
+  const proto = Object.getPrototypeOf(firestore.doc("x/y")) as { get: (...args: unknown[]) => Promise<unknown> };
+  const original = proto.get;
+  let count = 0;
+  proto.get = function (this: unknown, ...args: unknown[]) {
+    count += 1;
+    return original.apply(this, args);
+  };
+  return {
+    stop() {
+      proto.get = original;
+      return count;
+    },
+  };
+}
 
 /** A well-formed JWT for `uid`, issued for another Firebase project. */
 function otherProjectToken(uid: string): string {

@@ -66,6 +66,7 @@ const ERRORS = {
   tooLarge: { status: 413, code: "payload_too_large", message: "The request body is too large." },
   invalidVisitId: { status: 400, code: "invalid_visit_id", message: "The visit id is not valid." },
   unauthenticated: { status: 401, code: "unauthenticated", message: "Sign in again: a valid Firebase ID token is required." },
+  forbidden: { status: 403, code: "forbidden", message: "This endpoint is for operators." },
   appCheckFailed: { status: 401, code: "app_check_failed", message: "A valid App Check token is required (X-Firebase-AppCheck)." },
   appCheckReplayed: { status: 401, code: "app_check_replayed", message: "This App Check token was already used; get a fresh one." },
   visitNotFound: REJECTIONS.visit_not_found,
@@ -103,7 +104,9 @@ function app(): express.Express {
   api.disable("x-powered-by");
   // The Functions runtime has parsed the body already; every route here takes none.
   api.use(startRequest);
-  route(api, "/health", { GET: (_req, res) => health(pipeline(), res) });
+  // Liveness for anyone, without touching Firestore; readiness details for operators only.
+  route(api, "/health", { GET: (_req, res) => Promise.resolve(void res.status(200).json({ status: "ok" })) });
+  route(api, "/health/ready", { GET: withOperator((_req, res) => readiness(pipeline(), res)) });
   route(api, "/visits/:visitId/retry", { POST: withVisit(retry, "consume") });
   route(api, "/visits/:visitId", { DELETE: withVisit(removeVisit, "consume") });
   route(api, "/me", { DELETE: withUser(removeUser, "consume") });
@@ -229,7 +232,17 @@ function writeChunk(res: Response, chunk: string): Promise<void> {
   });
 }
 
-async function health(p: Pipeline, res: Response): Promise<void> {
+/** A signed-in operator: an ID token whose custom claims carry `operator: true` (set with the Admin SDK). */
+function withOperator(handler: Handler): Handler {
+  return async (req, res) => {
+    const caller = await authenticateToken(req);
+    if (!caller) return sendError(res, ERRORS.unauthenticated);
+    if (caller.operator !== true) return sendError(res, ERRORS.forbidden);
+    await handler(req, res);
+  };
+}
+
+async function readiness(p: Pipeline, res: Response): Promise<void> {
   const [assemblyai, openai] = await Promise.all([p.breaker().state("assemblyai"), p.breaker().state("openai")]);
   const breakers = Object.fromEntries(
     [assemblyai, openai].map((b) => [b.provider, { state: b.state, openUntil: b.openUntil?.toISOString() ?? null }]),
@@ -240,12 +253,15 @@ async function health(p: Pipeline, res: Response): Promise<void> {
 
 /** The caller's uid from `Authorization: Bearer <Firebase ID token>`, revocation checked; else null. */
 async function authenticate(req: Request): Promise<string | null> {
+  return (await authenticateToken(req))?.uid ?? null;
+}
+
+async function authenticateToken(req: Request): Promise<{ uid: string; operator?: unknown } | null> {
   const header = req.get("authorization") ?? "";
   const token = /^Bearer ([A-Za-z0-9._-]{20,4096})$/i.exec(header.trim())?.[1];
   if (!token) return null;
   try {
-    const decoded = await getAuth(adminApp()).verifyIdToken(token, true);
-    return decoded.uid;
+    return await getAuth(adminApp()).verifyIdToken(token, true);
   } catch (error) {
     // Invalid, expired, revoked or for another project: all mean "sign in again". Anything else
     // (the Auth service unreachable) is ours, not the caller's.
