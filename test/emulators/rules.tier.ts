@@ -15,6 +15,10 @@ const ALICE = "alice";
 const BOB = "bob";
 const VISIT = "visit-alice-1";
 const ACTION = `${VISIT}-001`;
+const PAGE = "1732370000000001-0000";
+const CLAIM = "transcription-1-1";
+/** The functions' own bookkeeping: deletion tombstones, account deletions in progress, retry windows. */
+const BOOKKEEPING = [`deletedVisits/${VISIT}-gone`, "userDeletions/0123456789abcdef0123456789abcdef01234567", `rateLimits/visit-${VISIT}`, "rateLimits/user-alice"];
 const MIB = 1024 * 1024;
 /** storage.rules' limit, the MAX_UPLOAD_BYTES default. */
 const MAX_UPLOAD_BYTES = 250 * MIB;
@@ -59,7 +63,11 @@ describe("firestore.rules", () => {
       const db = firestoreOf(context);
       await db.doc(`visits/${VISIT}`).set({ userId: ALICE, status: "completed", summary: { overview: "…" } });
       await db.doc(`visits/${VISIT}/artifacts/transcript`).set({ provider: "assemblyai", text: "…", storage: "inline" });
-      await db.doc(`visits/${VISIT}/claims/transcription-1-1`).set({ owner: "functions" });
+      await db.doc(`visits/${VISIT}/artifacts/transcript/pages/${PAGE}`).set({ generation: "1732370000000001", index: 0, utterances: [] });
+      await db.doc(`visits/${VISIT}/claims/${CLAIM}`).set({ owner: "functions", transcriptId: "job-1" });
+      await db.doc(`deletedVisits/${VISIT}-gone`).set({ userId: ALICE, reason: "user", removed: { visit: 1 }, pendingProviderDeletes: [] });
+      await db.doc("userDeletions/0123456789abcdef0123456789abcdef01234567").set({ uid: ALICE, reason: "user" });
+      await db.doc(`rateLimits/visit-${VISIT}`).set({ lastRetryAt: new Date() });
       await db.doc(`actions/${ACTION}`).set({ visitId: VISIT, userId: ALICE, index: 0, description: "Take the tablets", done: false });
       await db.doc("rateLimits/user-alice").set({ count: 1 });
       await db.doc("breakers/openai").set({ state: "closed" });
@@ -97,11 +105,52 @@ describe("firestore.rules", () => {
     await assertFails(db.doc("visits/new-visit").set({ userId: ALICE, status: "pending" }));
     await assertFails(db.doc(`visits/${VISIT}`).delete());
     await assertFails(db.doc(`visits/${VISIT}/artifacts/transcript`).set({ text: "forged" }));
-    await assertFails(db.doc(`visits/${VISIT}/claims/transcription-1-1`).get());
+    await assertFails(db.doc(`visits/${VISIT}/claims/${CLAIM}`).get());
     await assertFails(db.doc(`visits/${VISIT}/claims/transcription-1-2`).set({ owner: ALICE }));
     await assertFails(db.doc("rateLimits/user-alice").get());
     await assertFails(db.doc("rateLimits/user-alice").set({ count: 0 }));
     await assertFails(db.doc("breakers/openai").get());
+  });
+
+  it("leaves every deletion to the functions: no client deletes a visit, its transcript and pages, claims or action items", async () => {
+    const doomed = [`visits/${VISIT}`, `visits/${VISIT}/artifacts/transcript`, `visits/${VISIT}/artifacts/transcript/pages/${PAGE}`, `visits/${VISIT}/claims/${CLAIM}`, `actions/${ACTION}`];
+    for (const context of [testEnv.authenticatedContext(ALICE), testEnv.authenticatedContext(BOB), testEnv.unauthenticatedContext()]) {
+      const db = firestoreOf(context);
+      for (const documentPath of doomed) await assertFails(db.doc(documentPath).delete());
+    }
+    // Nor may a client empty a document instead of deleting it.
+    const alice = firestoreOf(testEnv.authenticatedContext(ALICE));
+    await assertFails(alice.doc(`visits/${VISIT}`).set({}));
+    await assertFails(alice.doc(`visits/${VISIT}/artifacts/transcript/pages/${PAGE}`).set({ utterances: [] }));
+    await assertFails(alice.doc(`actions/${ACTION}`).set({ userId: ALICE, done: true }));
+    // Everything is still there.
+    await testEnv.withSecurityRulesDisabled(async (context) => {
+      const db = firestoreOf(context);
+      for (const documentPath of doomed) {
+        const snapshot = await db.doc(documentPath).get();
+        if (!snapshot.exists) throw new Error(`${documentPath} was deleted`);
+      }
+    });
+  });
+
+  it("keeps the functions' bookkeeping (deletedVisits, userDeletions, rateLimits) from every client, even its subject", async () => {
+    for (const context of [testEnv.authenticatedContext(ALICE), testEnv.authenticatedContext(BOB), testEnv.unauthenticatedContext()]) {
+      const db = firestoreOf(context);
+      for (const documentPath of BOOKKEEPING) {
+        await assertFails(db.doc(documentPath).get());
+        await assertFails(db.doc(documentPath).set({ userId: ALICE }));
+        await assertFails(db.doc(documentPath).update({ sweeps: 0 }));
+        await assertFails(db.doc(documentPath).delete());
+      }
+      // New documents, and list queries, are refused too.
+      await assertFails(db.doc(`deletedVisits/${VISIT}`).set({ userId: ALICE, reason: "user" }));
+      await assertFails(db.doc("userDeletions/another").set({ uid: ALICE }));
+      await assertFails(db.doc("rateLimits/visit-new").set({ lastRetryAt: new Date() }));
+      await assertFails(db.collection("deletedVisits").where("userId", "==", ALICE).get());
+      await assertFails(db.collection("deletedVisits").get());
+      await assertFails(db.collection("userDeletions").get());
+      await assertFails(db.collection("rateLimits").get());
+    }
   });
 
   it("denies other users and signed-out callers", async () => {
@@ -149,6 +198,23 @@ describe("storage.rules", () => {
     // `<=`, and uploading another 250 MiB through the emulator would double this test's time.
     const oversized = new Uint8Array(MAX_UPLOAD_BYTES + 1);
     await assertFails(storage.ref(recording(ALICE, "visit-5")).put(oversized, { contentType: "audio/mp4" }).then(() => undefined));
+  });
+
+  it("lets no client delete a recording: not the owner, not another user, not a signed-out caller", async () => {
+    const name = recording(ALICE, "visit-1");
+    await testEnv.withSecurityRulesDisabled(async (context) => {
+      await storageOf(context).ref(name).put(audio, { contentType: "audio/mp4" });
+    });
+    for (const context of [testEnv.authenticatedContext(ALICE), testEnv.authenticatedContext(BOB), testEnv.unauthenticatedContext()]) {
+      await assertFails(storageOf(context).ref(name).delete());
+    }
+    // Deleting is the functions' (DELETE /visits/{id}, retention); the recording is still there.
+    await assertSucceeds(storageOf(testEnv.authenticatedContext(ALICE)).ref(name).getMetadata());
+    // Nor may anyone delete outside the visit folders.
+    await testEnv.withSecurityRulesDisabled(async (context) => {
+      await storageOf(context).ref("public/anything.m4a").put(audio, { contentType: "audio/mp4" });
+    });
+    await assertFails(storageOf(testEnv.authenticatedContext(ALICE)).ref("public/anything.m4a").delete());
   });
 
   it("denies other users' folders and signed-out callers", async () => {

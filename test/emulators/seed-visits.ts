@@ -66,6 +66,8 @@ export async function seedPartialVisit(input: SeedInput): Promise<{ transcriptId
   const visitRef = db().collection("visits").doc(input.visitId);
   await visitRef.collection("artifacts").doc("transcript").set({
     provider: "assemblyai",
+    // The recording it was made from: a transcript of another generation is not this recording's.
+    generation: audioOf(input).generation,
     transcriptId,
     speechModel: "universal-3-pro",
     ...transcript.info,

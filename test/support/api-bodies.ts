@@ -1,4 +1,4 @@
-// The retry endpoint's response bodies as docs/api.md defines them, for the tests that call it.
+// The API's response bodies as docs/api.md and the lifecycle design define them, for the tests that call it.
 
 export interface ApiErrorBody {
   error: { code: string; message: string; requestId: string; retryAfterSeconds?: number };
@@ -9,5 +9,69 @@ export interface RetryAcceptedBody {
   status: string;
   resumedStage: string;
   retryCount: number;
+  requestId: string;
+}
+
+/** What a deletion removed, by kind (`removed` in the deletion answers). */
+export interface DeletionCountsBody {
+  visit: number;
+  transcriptDocuments: number;
+  claims: number;
+  actionItems: number;
+  rateLimits: number;
+  storageObjects: number;
+  providerTranscripts: number;
+}
+
+/** `200` of `DELETE /visits/{visitId}`. */
+export interface VisitDeletedBody {
+  visitId: string;
+  deleted: true;
+  alreadyDeleted: boolean;
+  removed: DeletionCountsBody;
+  pendingProviderDeletes: number;
+  requestId: string;
+}
+
+/** `200` (complete) or `202` (continued by the checker) of `DELETE /me`. */
+export interface UserDataDeletedBody {
+  visits: number;
+  removed: DeletionCountsBody;
+  pendingProviderDeletes: number;
+  complete: boolean;
+  requestId: string;
+}
+
+/** One visit of `GET /me/export`. */
+export interface ExportedVisitBody {
+  visitId: string;
+  status: string;
+  createdAt: string;
+  updatedAt: string;
+  error: { stage: string; code: string; retryable: boolean } | null;
+  history: { status: string; event: string }[];
+  recording: {
+    fileName: string;
+    contentType: string;
+    sizeBytes: number;
+    deletedAt: string | null;
+    downloadUrl: string | null;
+    downloadUrlExpiresInSeconds: number | null;
+  } | null;
+  transcriptInfo: Record<string, unknown> | null;
+  transcript: { languageCode: string | null; text: string; utterances: { speaker: string | null; text: string }[] } | null;
+  summary: { overview: string; actionItems: unknown[] } | null;
+  summaryModel: string | null;
+  actionItems: Record<string, unknown>[];
+}
+
+/** `200` of `GET /me/export` (streamed; parsed once complete). */
+export interface ExportBody {
+  format: string;
+  exportedAt: string;
+  userId: string;
+  visits: ExportedVisitBody[];
+  complete: boolean;
+  resumeAfter: string | null;
   requestId: string;
 }

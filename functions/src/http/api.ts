@@ -216,9 +216,8 @@ async function removeUser(_req: Request, res: Response): Promise<void> {
 
 async function exportData(req: Request, res: Response): Promise<void> {
   const { uid, deadlineMs, requestId } = locals(res);
-  // Absent, or one valid visit id (a repeated `after` is not ignored: it is refused).
-  const after = req.query.after === undefined ? null : req.query.after;
-  if (after !== null && (typeof after !== "string" || !isValidVisitId(after))) return sendError(res, ERRORS.invalidVisitId);
+  const after = typeof req.query.after === "string" ? req.query.after : null;
+  if (after !== null && !isValidVisitId(after)) return sendError(res, ERRORS.invalidVisitId);
   res.status(200).type("application/json").set("Content-Disposition", 'attachment; filename="visits-export.json"');
   await exportUserData(pipeline(), { uid, requestId, after }, (chunk) => writeChunk(res, chunk), deadlineMs);
   res.end();

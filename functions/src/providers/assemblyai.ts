@@ -123,17 +123,7 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
 
     findTranscriptByAudioUrl: (hashes, since) => findByAudioUrl(service, hashes, since),
 
-    async deleteTranscript(transcriptId) {
-      // An id we could not have stored, or a job AssemblyAI no longer has: nothing is left there.
-      if (!TRANSCRIPT_ID_PATTERN.test(transcriptId)) return "already_gone";
-      try {
-        await callSdk(() => service.delete(transcriptId));
-        return "deleted";
-      } catch (error) {
-        if (error instanceof PipelineError && error.httpStatus === 404) return "already_gone";
-        throw error;
-      }
-    },
+    deleteTranscript: (transcriptId) => deleteJob(service, transcriptId),
 
     async check(transcriptId) {
       if (!TRANSCRIPT_ID_PATTERN.test(transcriptId)) {
@@ -183,16 +173,30 @@ async function findByAudioUrl(
     const parsed = ListSchema.safeParse(body);
     if (!parsed.success) throw new PipelineError("provider_bad_response", { detail: "transcript list shape" });
     const items = parsed.data.transcripts;
-    // A job that already failed is not worth adopting; submitting again is the right move then.
-    const match = items.find(
-      (item) => item.status !== "error" && item.audio_url && hashes.has(audioUrlHash(item.audio_url)),
-    );
+    const sent = items.filter((item) => item.audio_url && hashes.has(audioUrlHash(item.audio_url)));
+    // A job that already failed is not worth adopting (submitting again is the right move then),
+    // nor worth keeping: no claim knows its id, so nothing else would ever delete it, and it holds
+    // the signed audio URL. It is deleted here; a delete that fails fails the search (retried).
+    for (const failed of sent.filter((item) => item.status === "error")) await deleteJob(service, failed.id);
+    const match = sent.find((item) => item.status !== "error");
     if (match) return match.id;
     const oldest = items.at(-1);
     if (!oldest || items.length < RECOVERY_PAGE_SIZE || createdBefore(oldest.created, since)) return null;
     beforeId = oldest.id;
   }
   return null;
+}
+
+async function deleteJob(service: ClassifyingTranscriptService, transcriptId: string): Promise<"deleted" | "already_gone"> {
+  // An id we could not have stored, or a job AssemblyAI no longer has: nothing is left there.
+  if (!TRANSCRIPT_ID_PATTERN.test(transcriptId)) return "already_gone";
+  try {
+    await callSdk(() => service.delete(transcriptId));
+    return "deleted";
+  } catch (error) {
+    if (error instanceof PipelineError && error.httpStatus === 404) return "already_gone";
+    throw error;
+  }
 }
 
 function createdBefore(created: Date | string | null | undefined, since: Date): boolean {

@@ -14,6 +14,7 @@ import { deleteUserRateLimit, deleteVisitRateLimit } from "../store/rate-limits.
 import {
   NO_COUNTS,
   addCounts,
+  createTombstone,
   findTombstonesToSweep,
   getTombstone,
   recordDeletion,
@@ -24,7 +25,7 @@ import { deleteTranscripts } from "../store/transcripts.js";
 import { finishUserDeletion, findUserDeletionsDue, keepUserDeletion } from "../store/user-deletions.js";
 import { deleteVisitDocument, getVisit, listUserVisits } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
-import { deleteAtAssemblyAi } from "./provider-cleanup.js";
+import { deleteAtAssemblyAi, findUnrecordedJobs } from "./provider-cleanup.js";
 
 // The sweep runs after the longest invocation that could still be writing (a summarization's
 // lease) has surely ended; pending provider deletes are retried at the same pace.
@@ -32,6 +33,13 @@ export const SWEEP_DELAY_SECONDS = TIMEOUTS.summarize + 300;
 // Visits deleted per query page, and the time one page may need (so a page is not started late).
 const USER_PAGE_SIZE = 25;
 const USER_PAGE_BUDGET_MS = 15_000;
+// A deletion another request is running is waited for at most ERASE_WAIT_MS, only while this much
+// of our own time is left (to finish it ourselves if it stopped), and never once it is older than
+// the longest invocation that deletes visits.
+const ERASE_WAIT_MS = 10_000;
+const ERASE_BUDGET_MS = 15_000;
+const ERASE_POLL_MS = 100;
+const LONGEST_DELETION_SECONDS = Math.max(TIMEOUTS.api, TIMEOUTS.checker, TIMEOUTS.accountDeletion);
 const DEFAULT_BUCKET = () => (JSON.parse(process.env.FIREBASE_CONFIG ?? "{}") as { storageBucket?: string }).storageBucket ?? null;
 
 export type DeleteVisitOutcome =
@@ -49,11 +57,13 @@ export async function deleteVisit(
     // Deleted before: the same answer again (idempotent) — but only to its owner.
     const tombstone = await getTombstone(request.visitId);
     if (!tombstone || tombstone.userId !== request.uid) return { kind: "not_found" };
-    return { kind: "deleted", removed: tombstone.removed, pendingProviderDeletes: tombstone.pendingProviderDeletes.length, alreadyDeleted: true };
+    // A deletion still under way: what it records once done (else what it has recorded so far).
+    const recorded = tombstone.removed.visit > 0 ? tombstone : ((await awaitDeletion(p, request.visitId, deadlineMs)) ?? tombstone);
+    return deletedBefore(recorded);
   }
   // Another user's visit answers exactly like a missing one.
   if (visit.userId !== request.uid) return { kind: "not_found" };
-  const tombstone = await writeTombstone(visit.id, {
+  const fresh: Tombstone = {
     userId: visit.userId,
     bucket: visit.audio?.bucket ?? DEFAULT_BUCKET(),
     reason: request.reason,
@@ -63,10 +73,41 @@ export async function deleteVisit(
     sweepAt: addSeconds(now, SWEEP_DELAY_SECONDS),
     sweeps: 0,
     purgeAt: addSeconds(now, p.config.bookkeepingRetentionDays * 86_400),
-  });
+  };
+  // One deletion erases (repeated taps, DELETE /me racing DELETE /visits/{id}); the others wait
+  // for its record, so the data is deleted, and AssemblyAI called, once.
+  let tombstone = fresh;
+  if (!(await createTombstone(visit.id, fresh))) {
+    const finished = await awaitDeletion(p, visit.id, deadlineMs);
+    if (finished) return deletedBefore(finished);
+    // That deletion was cut short, or a late write recreated the visit: erase (again), adding to its record.
+    tombstone = await writeTombstone(visit.id, fresh);
+  }
   const removed = await eraseVisitData(p, visit.id, tombstone, deadlineMs);
   logs.visitDeleted(visit.id, request.reason, removed.counts, removed.pending.length);
   return { kind: "deleted", removed: removed.counts, pendingProviderDeletes: removed.pending.length, alreadyDeleted: false };
+}
+
+function deletedBefore(tombstone: Tombstone): DeleteVisitOutcome {
+  return { kind: "deleted", removed: tombstone.removed, pendingProviderDeletes: tombstone.pendingProviderDeletes.length, alreadyDeleted: true };
+}
+
+/**
+ * Waits for the deletion that holds the visit's tombstone to record what it removed (the visit
+ * document goes first, the record last), or until it cannot be running any more or has had its
+ * time. Then: the tombstone as recorded so far while the visit document is gone (that deletion,
+ * or the sweep, finishes the rest); null when the visit document still exists (that deletion
+ * stopped before it, or a late write recreated it): the caller erases.
+ */
+async function awaitDeletion(p: Pipeline, visitId: string, deadlineMs: number): Promise<Tombstone | null> {
+  const giveUpAtMs = Math.min(deadlineMs - ERASE_BUDGET_MS, Date.now() + ERASE_WAIT_MS);
+  let tombstone = await getTombstone(visitId);
+  while (tombstone && tombstone.removed.visit === 0 && Date.now() < giveUpAtMs) {
+    if (p.now().getTime() - tombstone.deletedAt.getTime() > LONGEST_DELETION_SECONDS * 1000) break;
+    await new Promise<void>((resolve) => setTimeout(resolve, ERASE_POLL_MS));
+    tombstone = await getTombstone(visitId);
+  }
+  return !tombstone || (await getVisit(visitId)) ? null : tombstone;
 }
 
 /**
@@ -87,7 +128,8 @@ async function eraseVisitData(
     deleteVisitRateLimit(visitId),
     tombstone.bucket ? deleteObjectsUnder(tombstone.bucket, `users/${tombstone.userId}/visits/${visitId}/`) : Promise.resolve(0),
   ]);
-  const provider = await deleteAtAssemblyAi(p, visitId, [...tombstone.pendingProviderDeletes, ...claims.transcriptIds], deadlineMs);
+  const lostAnswers = await findUnrecordedJobs(p, visitId, claims.unrecorded, deadlineMs);
+  const provider = await deleteAtAssemblyAi(p, visitId, [...tombstone.pendingProviderDeletes, ...claims.transcriptIds, ...lostAnswers], deadlineMs);
   const counts = addCounts(tombstone.removed, {
     visit,
     transcriptDocuments,

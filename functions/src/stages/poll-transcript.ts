@@ -90,8 +90,10 @@ export async function checkpointTranscript(
   deadlineMs: number,
 ): Promise<PollOutcome> {
   if (!visit.audio) return failVisit(p, visit, "internal_error", "transcribing visit without a recording");
-  // Saved only while the visit exists: a check that outlived the visit's deletion keeps nothing.
-  if ((await saveTranscript(visit.id, visit.audio.generation, transcript, p.now())) === "visit_missing") return "superseded";
+  // Saved only while the visit exists and still has this recording: a check that outlived the
+  // visit's deletion, or the recording's replacement by a new upload, keeps nothing.
+  const saved = await saveTranscript(visit.id, visit.audio.generation, transcript, p.now());
+  if (saved === "visit_missing" || saved === "superseded") return "superseded";
   const info = transcriptInfo(transcript);
   logs.transcriptSaved(visit.id, {
     transcriptId: transcript.transcriptId,

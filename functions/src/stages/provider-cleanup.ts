@@ -6,6 +6,7 @@ import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import { openProviderGate } from "../steps/provider-call.js";
 import { listWorkClaims } from "../store/claims.js";
+import type { UnrecordedSubmission } from "../store/claims.js";
 import { findProviderCleanupDue, settleProviderDeletes } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
 import { asPipelineError } from "../visit/errors.js";
@@ -41,6 +42,32 @@ export async function deleteAtAssemblyAi(
     }
   }
   return result;
+}
+
+/**
+ * The jobs that submissions whose answer was lost (outcome unknown, no job id) created, found by
+ * the audio URL they sent, so that deleting the visit or recording deletes them too. Best effort:
+ * a search that cannot run now is logged and skipped (the claims that knew the hashes are deleted).
+ */
+export async function findUnrecordedJobs(
+  p: Pipeline,
+  visitId: string,
+  submissions: readonly UnrecordedSubmission[],
+  deadlineMs: number,
+): Promise<string[]> {
+  if (submissions.length === 0) return [];
+  const gate = await openProviderGate(p, "assemblyai", { visitId, deadlineMs });
+  if (!gate.allowed) return [];
+  const found: string[] = [];
+  for (const { audioUrlSha256, claimedAt } of submissions) {
+    try {
+      const id = await gate.call("find_transcript", () => p.speech().findTranscriptByAudioUrl(new Set([audioUrlSha256]), claimedAt));
+      if (id) found.push(id);
+    } catch (thrown) {
+      logs.providerDeleteFailed(visitId, asPipelineError(thrown));
+    }
+  }
+  return found;
 }
 
 /** This recording's jobs at AssemblyAI: the visit's own and any an earlier attempt created. */

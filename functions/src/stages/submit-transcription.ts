@@ -13,7 +13,7 @@ import type { PaidStep, StepOutcome } from "../steps/paid-step.js";
 import type { Claim } from "../store/claims.js";
 import { addPendingProviderDelete } from "../store/tombstones.js";
 import { SWEEP_DELAY_SECONDS } from "./delete-visit.js";
-import { deleteAtAssemblyAi } from "./provider-cleanup.js";
+import { deleteAtAssemblyAi, settle } from "./provider-cleanup.js";
 import { addSeconds } from "../visit/backoff.js";
 import { PipelineError } from "../visit/errors.js";
 
@@ -43,10 +43,13 @@ function transcriptionStep(p: Pipeline): PaidStep<"assemblyai", Submission> {
       fields: { checks: 0, nextCheckAt: addSeconds(now, p.config.pollInitialDelaySeconds) },
     }),
     endEvent: (error) => ({ type: "transcription_failed", error }),
-    // A job created for a visit deleted meanwhile is deleted at AssemblyAI at once, or by the sweep.
-    async abandon(visitId, { transcriptId }) {
+    // A job created for a visit deleted meanwhile (or for a recording a new upload replaced) is
+    // deleted at AssemblyAI at once, or later by the sweep (or the visit's provider cleanup).
+    async abandon(visitId, { transcriptId }, visitDeleted) {
       const result = await deleteAtAssemblyAi(p, visitId, [transcriptId], Date.now() + 30_000);
-      if (result.failed.length > 0) await addPendingProviderDelete(visitId, transcriptId, addSeconds(p.now(), SWEEP_DELAY_SECONDS));
+      if (result.failed.length === 0) return;
+      if (visitDeleted) await addPendingProviderDelete(visitId, transcriptId, addSeconds(p.now(), SWEEP_DELAY_SECONDS));
+      else await settle(p, visitId, result);
     },
     succeeded: (visit, { transcriptId }, attempt, durationMs) =>
       logs.transcriptionSubmitted(visit.id, transcriptId, attempt, durationMs),

@@ -9,7 +9,7 @@ import { deleteAudioGeneration } from "../store/audio-objects.js";
 import { deleteClaims } from "../store/claims.js";
 import { deleteTranscripts } from "../store/transcripts.js";
 import type { Visit } from "../visit/model.js";
-import { deleteAtAssemblyAi, settle } from "./provider-cleanup.js";
+import { deleteAtAssemblyAi, findUnrecordedJobs, settle } from "./provider-cleanup.js";
 
 export async function supersedeRecording(p: Pipeline, visit: Visit, newGeneration: string, deadlineMs: number): Promise<void> {
   const old = visit.audio;
@@ -20,7 +20,8 @@ export async function supersedeRecording(p: Pipeline, visit: Visit, newGeneratio
     deleteActionItems(visit.id),
     old.deletedAt ? Promise.resolve("already_gone" as const) : deleteAudioGeneration(old),
   ]);
-  const jobs = [...(visit.transcriptId ? [visit.transcriptId] : []), ...claims.transcriptIds, ...visit.pendingProviderDeletes];
+  const lostAnswers = await findUnrecordedJobs(p, visit.id, claims.unrecorded, deadlineMs);
+  const jobs = [...(visit.transcriptId ? [visit.transcriptId] : []), ...claims.transcriptIds, ...visit.pendingProviderDeletes, ...lostAnswers];
   const provider = await deleteAtAssemblyAi(p, visit.id, jobs, deadlineMs);
   await settle(p, visit.id, provider);
   logs.recordingSuperseded(visit.id, {

@@ -72,8 +72,11 @@ export interface PaidStep<P extends ProviderName, Output> {
   /** A small id of what was paid for (a transcript id), kept on the claim to be found again. */
   resultId?(output: Output): string;
   checkpoint(output: Output, now: Date): Checkpoint;
-  /** The visit was deleted while this attempt paid: undo at the provider what can be undone. */
-  abandon?(visitId: string, output: Output): Promise<void>;
+  /**
+   * The visit was deleted, or the recording replaced by a new upload, while this attempt paid:
+   * undo at the provider what can be undone (`visitDeleted` says which).
+   */
+  abandon?(visitId: string, output: Output, visitDeleted: boolean): Promise<void>;
   /** The event that ends the stage: `failed` or `partial`. */
   endEvent(error: VisitError): VisitEvent;
   succeeded?(visit: Visit, output: Output, attempt: number, durationMs: number): void;
@@ -182,7 +185,7 @@ async function startAttempt<P extends ProviderName, Output>(
   const leased = await updateVisit(
     visitId,
     { [`attempts.${step.stage}`]: attempt, lease: { ...lease, owner: p.owner, expiresAt: leaseExpiresAt }, nextCheckAt: leaseExpiresAt },
-    { now, guard: { statuses: [step.status] } },
+    { now, guard: { statuses: [step.status], generation } },
   );
   if (!leased.applied) return "superseded";
   return { visit: leased.visit, work, lease, gate, ledger, outOfAttempts };
@@ -264,15 +267,15 @@ async function checkpointStep<P extends ProviderName, Output>(
   const checkpoint = step.checkpoint(output, now);
   const written = await applyVisitEvent(visit.id, checkpoint.event, {
     now,
-    guard: { statuses: [step.status], lease: { stage: step.stage, attempt: work.attempt } },
+    guard: { statuses: [step.status], lease: { stage: step.stage, attempt: work.attempt }, generation: work.generation },
     fields: { ...checkpoint.fields, lease: null },
     ...(checkpoint.alsoWrite ? { alsoWrite: checkpoint.alsoWrite } : {}),
   });
   if (written.applied) return recovered ? "recovered" : "succeeded";
   logs.staleWriteRejected(visit.id, step.stage, work.attempt, written.reason);
-  if (written.reason === "missing") {
+  if (written.reason === "missing" || written.reason === "recording") {
     logs.paidResultAbandoned(visit.id, step.stage);
-    await step.abandon?.(visit.id, output);
+    await step.abandon?.(visit.id, output, written.reason === "missing");
     return "superseded";
   }
   // Paid for, and of no use now that other work has moved the visit on: counted as waste. While
@@ -294,7 +297,7 @@ async function scheduleNextAttempt<P extends ProviderName, Output>(
   const written = await updateVisit(
     visit.id,
     { error: visitError(step.stage, error.code), lease: null, nextCheckAt: addSeconds(now, delay) },
-    { now, guard: { statuses: [step.status], lease } },
+    { now, guard: { statuses: [step.status], lease, ...recordingOf(visit) } },
   );
   return reportWrite(visit.id, step.stage, attempt, written, "retry_scheduled");
 }
@@ -322,7 +325,7 @@ export async function endStep<P extends ProviderName, Output>(
 ): Promise<StepOutcome> {
   const written = await applyVisitEvent(visit.id, step.endEvent(visitError(step.stage, code)), {
     now: p.now(),
-    guard: { statuses: [step.status], ...(lease ? { lease } : {}) },
+    guard: { statuses: [step.status], ...(lease ? { lease } : {}), ...recordingOf(visit) },
     fields: { lease: null },
   });
   return reportWrite(visit.id, step.stage, lease?.attempt ?? 0, written, "ended");
@@ -332,6 +335,11 @@ function reportWrite(visitId: string, stage: LeaseStage, attempt: number, writte
   if (written.applied) return outcome;
   logs.staleWriteRejected(visitId, stage, attempt, written.reason);
   return "superseded";
+}
+
+/** Fences a write to the recording the attempt works on (attempt numbers restart with a new upload). */
+function recordingOf(visit: Visit): { generation?: string } {
+  return visit.audio ? { generation: visit.audio.generation } : {};
 }
 
 function lastErrorCode(visit: Visit): ErrorCode {

@@ -4,6 +4,7 @@
 // built here and nowhere else; what is counted later (paid attempts, suspects) is read from the
 // claim's fields, never parsed back out of its key.
 
+import { Timestamp } from "firebase-admin/firestore";
 import { z } from "zod";
 import type { LeaseStage } from "../visit/model.js";
 import { SUBCOLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
@@ -187,21 +188,37 @@ export function claimRetry(
   );
 }
 
+/** A paid request whose answer was lost: only the hash of the audio URL it sent can find its job. */
+export type UnrecordedSubmission = { audioUrlSha256: string; claimedAt: Date };
+
 /**
  * Deletes every claim of a visit — of one recording (`generation`), or all of them — and returns
- * how many, with the AssemblyAI transcript ids they recorded (those jobs are deleted there too).
+ * how many, with the AssemblyAI transcript ids they recorded (those jobs are deleted there too)
+ * and the submissions that may have created a job no claim names (to be looked for there).
  */
-export async function deleteClaims(visitId: string, generation?: string): Promise<{ count: number; transcriptIds: string[] }> {
+export async function deleteClaims(
+  visitId: string,
+  generation?: string,
+): Promise<{ count: number; transcriptIds: string[]; unrecorded: UnrecordedSubmission[] }> {
   const snapshot = await claims(visitId).get();
   const doomed = snapshot.docs.filter((doc) => generation === undefined || doc.get("generation") === generation);
   const transcriptIds = doomed.flatMap((doc) => {
     const id: unknown = doc.get("transcriptId");
     return typeof id === "string" && id !== "" ? [id] : [];
   });
+  const unrecorded = doomed.flatMap((doc): UnrecordedSubmission[] => {
+    const hash: unknown = doc.get("audioUrlSha256");
+    const outcome: unknown = doc.get("outcome");
+    const claimedAt: unknown = doc.get("claimedAt");
+    const found: unknown = doc.get("transcriptId");
+    if (typeof hash !== "string" || !doc.get("sentAt") || (typeof found === "string" && found !== "")) return [];
+    if (outcome !== null && outcome !== undefined && outcome !== "unknown") return [];
+    return claimedAt instanceof Timestamp ? [{ audioUrlSha256: hash, claimedAt: claimedAt.toDate() }] : [];
+  });
   for (let start = 0; start < doomed.length; start += 400) {
     const batch = db().batch();
     doomed.slice(start, start + 400).forEach((doc) => batch.delete(doc.ref));
     await batch.commit();
   }
-  return { count: doomed.length, transcriptIds };
+  return { count: doomed.length, transcriptIds, unrecorded };
 }

@@ -6,7 +6,7 @@
 
 import { FieldValue } from "firebase-admin/firestore";
 import { z } from "zod";
-import { db } from "./db.js";
+import { db, isAlreadyExists } from "./db.js";
 import { typedConverter } from "./typed-documents.js";
 
 const TOMBSTONES = "deletedVisits";
@@ -81,6 +81,20 @@ export const NO_COUNTS: DeletionCounts = {
 
 export async function getTombstone(visitId: string): Promise<Tombstone | null> {
   return (await tombstoneRef(visitId).get()).data() ?? null;
+}
+
+/**
+ * Claims a visit's deletion: creates its tombstone, or answers false when one exists already.
+ * create() decides between deletions started at once (also where transactions do not isolate).
+ */
+export async function createTombstone(visitId: string, tombstone: Tombstone): Promise<boolean> {
+  try {
+    await tombstoneRef(visitId).create(tombstone);
+    return true;
+  } catch (error) {
+    if (isAlreadyExists(error)) return false;
+    throw error;
+  }
 }
 
 /**

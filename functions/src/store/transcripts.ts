@@ -116,7 +116,7 @@ export async function saveTranscript(
   generation: string,
   transcript: CompletedTranscript,
   now: Date,
-): Promise<"saved" | "already_saved" | "visit_missing"> {
+): Promise<"saved" | "already_saved" | "visit_missing" | "superseded"> {
   // A repeated check of the same job finds it saved: nothing is rewritten.
   const existing = (await artifactRef(visitId).get()).data();
   if (existing?.generation === generation && existing.transcriptId === transcript.transcriptId) return "already_saved";
@@ -146,11 +146,17 @@ export async function saveTranscript(
     artifact = { ...header, storage: "paged", pageCount: split.length, text: null, utterances: null };
   }
   const written = await db().runTransaction(async (tx) => {
-    if (!(await tx.get(visitRef(visitId))).exists) return "visit_missing" as const;
+    const visit = (await tx.get(visitRef(visitId))).data();
+    if (!visit) return "visit_missing" as const;
+    // A check of a recording the visit no longer has (a new upload replaced it) keeps nothing.
+    if (visit.audio?.generation !== generation) return "superseded" as const;
     tx.set(artifactRef(visitId), artifact);
     return "saved" as const;
   });
-  await deletePages(visitId, (page) => page.generation !== generation || page.index >= artifact.pageCount);
+  // Saved: other recordings' pages (and a longer earlier save's) go. Not saved: the pages just written go.
+  await deletePages(visitId, (page) =>
+    written === "saved" ? page.generation !== generation || page.index >= artifact.pageCount : page.generation === generation,
+  );
   return written;
 }
 

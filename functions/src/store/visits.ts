@@ -135,9 +135,14 @@ export interface VisitGuard {
   /** The caller's lease: the write happens only while the visit still names this attempt. */
   lease?: { stage: LeaseStage; attempt: number };
   transcriptId?: string;
+  /**
+   * The recording (object generation) the caller works on: a new upload restarts attempt numbers,
+   * so the lease alone cannot tell an attempt of the replaced recording from the new one's.
+   */
+  generation?: string;
 }
 
-export type GuardFailure = "missing" | "status" | "lease" | "transcript";
+export type GuardFailure = "missing" | "status" | "lease" | "transcript" | "recording";
 
 function checkGuard(visit: Visit | null, guard: VisitGuard): GuardFailure | null {
   if (!visit) return "missing";
@@ -146,6 +151,7 @@ function checkGuard(visit: Visit | null, guard: VisitGuard): GuardFailure | null
     return "lease";
   }
   if (guard.transcriptId !== undefined && visit.transcriptId !== guard.transcriptId) return "transcript";
+  if (guard.generation !== undefined && visit.audio?.generation !== guard.generation) return "recording";
   return null;
 }
 
