@@ -217,6 +217,7 @@ function providerUrlSchema(env: Env) {
     .string()
     .url()
     .refine((url) => {
+      if (!URL.canParse(url)) return false;
       const parsed = new URL(url);
       if (parsed.protocol === "https:") return true;
       return parsed.protocol === "http:" && (LOOPBACK_HOSTS.has(parsed.hostname) || env.FUNCTIONS_EMULATOR === "true");

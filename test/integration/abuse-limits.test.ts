@@ -133,6 +133,25 @@ describe("visits in flight per user", () => {
   });
 });
 
+describe("uploads the trigger throws away", () => {
+  it("a recording into a deleted visit uses no daily quota and no active slot; the deleted visit's slot is free at once", async () => {
+    await runtime.setEnv({ UPLOAD_QUOTA_PER_DAY: "2", MAX_CONCURRENT_VISITS_PER_USER: "1" });
+    const { deleteVisit } = await import("../../functions/src/stages/delete-visit.js");
+    const { pipeline } = await import("../../functions/src/pipeline.js");
+    const deleted = newVisitId();
+    await runtime.upload({ uid: "tidy-user", visitId: deleted });
+    expect((await readVisit(deleted)).status).toBe("transcribing");
+    await deleteVisit(pipeline(), { visitId: deleted, uid: "tidy-user", reason: "user" }, Date.now() + 30_000);
+    // A late recording into the deleted visit is discarded…
+    await runtime.upload({ uid: "tidy-user", visitId: deleted });
+    // …and neither it nor the deleted visit stands in the way of the next one.
+    const next = newVisitId();
+    await runtime.upload({ uid: "tidy-user", visitId: next });
+    expect((await readVisit(next)).status).toBe("transcribing");
+    expect(runtime.assemblyai.submitCount()).toBe(2);
+  });
+});
+
 describe("anonymous accounts", () => {
   it("are refused by default (asked of Firebase Auth): anonymous_upload_refused, nothing paid; a signed-in account goes ahead", async () => {
     await runtime.setEnv({ ALLOW_ANONYMOUS_UPLOADS: "false" });

@@ -50,6 +50,8 @@ describe("loadConfig", () => {
     expect(problem({ OPENAI_BASE_URL: "http://[::1]:8080/v1" })).toBeNull();
     expect(problem({ OPENAI_BASE_URL: "http://fakes.internal:8080/v1", FUNCTIONS_EMULATOR: "true" })).toBeNull();
     expect(problem({ OPENAI_BASE_URL: "http://fakes.internal:8080/v1", FUNCTIONS_EMULATOR: "false" })).toBe("config_invalid");
+    // Not a URL at all: named as a bad setting, not a crash.
+    for (const notAUrl of ["api.openai.com/v1", "//host", "https://"]) expect(problem({ OPENAI_BASE_URL: notAUrl })).toBe("config_invalid");
   });
 
   it("reads boolean params from their environment strings", () => {

@@ -161,6 +161,15 @@ function errorName(error: unknown): string {
   return error instanceof Error ? error.name : typeof error;
 }
 
+// OpenAI's codes for an account that is out of credit or past a hard spend limit.
+const SPEND_LIMIT_CODES = new Set([
+  "insufficient_quota",
+  "project_spend_limit_exceeded",
+  "organization_spend_limit_exceeded",
+  "organization_usage_limit_exceeded",
+  "credit_balance_exhausted",
+]);
+
 /**
  * By status and error type: 429 `insufficient_quota` is a billing problem that waiting does not
  * fix; any other 429 is a rate limit to wait out (Retry-After honoured).
@@ -176,7 +185,9 @@ export function classifyOpenAiError(error: unknown): PipelineError {
     return new PipelineError("provider_network_error", { detail: error.message, cause: error });
   }
   if (error instanceof OpenAI.APIError && typeof error.status === "number") {
-    const quota = error.code === "insufficient_quota" || error.type === "insufficient_quota";
+    // Out of credit, or a hard spend limit reached: waiting does not help.
+    const quota =
+      error.type === "insufficient_quota" || (typeof error.code === "string" && SPEND_LIMIT_CODES.has(error.code));
     return new PipelineError(quota ? "provider_quota_exhausted" : codeForHttpStatus(error.status), {
       httpStatus: error.status,
       retryAfterMs: parseRetryAfter(error.headers as Headers | undefined, Date.now()),

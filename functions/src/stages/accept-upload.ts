@@ -7,6 +7,7 @@ import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import type { StepOutcome } from "../steps/paid-step.js";
 import { deleteAudioGeneration } from "../store/audio-objects.js";
+import { getTombstone } from "../store/tombstones.js";
 import { getVisit, markAudioDeleted, recordUpload } from "../store/visits.js";
 import type { UploadOutcome } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
@@ -61,7 +62,9 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
   };
   const current = await getVisit(visitId);
   // This recording will be taken by the visit (a new visit, or a new recording of a failed one).
-  const takesRecording = !current || (current.userId === uid && current.status === "failed" && !sameAudio(current.audio, audio));
+  const takesRecording =
+    (!current && !(await getTombstone(visitId))) ||
+    (current?.userId === uid && current.status === "failed" && !sameAudio(current.audio, audio));
   if (current && takesRecording) await supersedeRecording(p, current, generation, deadlineMs);
   let rejection = validation.ok ? null : visitError("upload", validation.code);
   if (!rejection && takesRecording) {

@@ -14,6 +14,7 @@ import { z } from "zod";
 import { PROCESSING_STATUSES } from "../visit/status.js";
 import { db, isAlreadyExists } from "./db.js";
 import { typedConverter } from "./typed-documents.js";
+import { getTombstone } from "./tombstones.js";
 import { getVisit } from "./visits.js";
 
 const UPLOAD_SLOTS = "uploadSlots";
@@ -122,7 +123,10 @@ async function releaseFinishedVisits(user: string, slots: Map<number, Slot>, now
   await Promise.all(
     [...slots].map(async ([n, slot]) => {
       const visit = await getVisit(slot.holder);
-      const processing = visit ? PROCESSING_STATUSES.has(visit.status) : now.getTime() - slot.claimedAt.getTime() < ACTIVE_SLOT_GRACE_MS;
+      const deleted = !visit && (await getTombstone(slot.holder)) !== null;
+      const processing = visit
+        ? PROCESSING_STATUSES.has(visit.status)
+        : !deleted && now.getTime() - slot.claimedAt.getTime() < ACTIVE_SLOT_GRACE_MS;
       if (processing) return;
       // Freed only if it still names that visit (another caller may have freed and re-taken it).
       // Real Firestore isolates this transaction; the embedded emulator does not (a narrow window).
