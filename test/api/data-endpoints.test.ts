@@ -3,14 +3,13 @@
 // what each call left in Firestore, the fake Cloud Storage and the fake AssemblyAI.
 
 import { createHash } from "node:crypto";
-import http from "node:http";
 import type { Timestamp } from "firebase-admin/firestore";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
 import { db } from "../../functions/src/store/db.js";
 import { startAuthEmulator } from "../support/auth-emulator.js";
 import type { AuthEmulator } from "../support/auth-emulator.js";
-import { serveHttpFunction } from "../support/http-function.js";
+import { sendRaw, serveHttpFunction, tokenCache } from "../support/http-function.js";
 import type { ServedFunction } from "../support/http-function.js";
 import { BUCKET, startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
@@ -56,7 +55,6 @@ const NO_COUNTS: DeletionCountsBody = {
 let runtime: LocalRuntime;
 let authEmulator: AuthEmulator;
 let api: ServedFunction;
-const tokens = new Map<string, Promise<string>>();
 
 beforeAll(async () => {
   // The Auth emulator takes ~10 s to start: start the local runtime meanwhile.
@@ -86,22 +84,13 @@ afterEach(() => {
   installRuntimeHooks({ clock: undefined });
 });
 
-/** One real ID token per user for the whole file (revocation tests use users of their own). */
-function tokenFor(uid: string): Promise<string> {
-  let token = tokens.get(uid);
-  if (!token) {
-    token = authEmulator.createUserToken(uid);
-    tokens.set(uid, token);
-  }
-  return token;
-}
+const tokenFor = tokenCache((uid) => authEmulator.createUserToken(uid));
 
 /**
  * One request with node's own HTTP client: the path goes out exactly as given (fetch would
  * normalize `/visits/%2E%2E` away), and a GET may carry a body.
  */
 function request(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse> {
-  const { hostname, port } = new URL(api.baseUrl);
   const headers: Record<string, string> = {};
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   if (options.authorization !== undefined) headers.authorization = options.authorization;
@@ -110,26 +99,9 @@ function request(method: string, path: string, options: RequestOptions = {}): Pr
     headers["content-type"] = options.contentType ?? "application/json";
     headers["content-length"] = String(body.length);
   }
-  return new Promise((resolve, reject) => {
-    const outgoing = http.request({ hostname, port, method, path, headers, agent: false }, (incoming) => {
-      const chunks: Buffer[] = [];
-      incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
-      incoming.on("end", () => {
-        const received = new Headers();
-        for (const [name, value] of Object.entries(incoming.headers)) {
-          if (value !== undefined) received.set(name, Array.isArray(value) ? value.join(", ") : value);
-        }
-        try {
-          resolve(readResponse(incoming.statusCode ?? 0, received, Buffer.concat(chunks).toString("utf8")));
-        } catch (error) {
-          reject(error instanceof Error ? error : new Error(String(error)));
-        }
-      });
-      incoming.on("error", reject);
-    });
-    outgoing.on("error", reject);
-    outgoing.end(body);
-  });
+  return sendRaw(api.baseUrl, { method, path, headers, ...(body !== undefined ? { body } : {}) }).then((answer) =>
+    readResponse(answer.status, answer.headers, answer.text),
+  );
 }
 
 function readResponse(status: number, headers: Headers, text: string): ApiResponse {

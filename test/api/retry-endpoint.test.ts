@@ -1,7 +1,6 @@
 // The `api` function's retry endpoint over real HTTP with real Auth-emulator ID tokens: every status, concurrent clicks, and what each call did to Firestore and the providers.
 
 import type { Firestore } from "firebase-admin/firestore";
-import http from "node:http";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
 import { db } from "../../functions/src/store/db.js";
@@ -9,7 +8,7 @@ import type { Visit } from "../../functions/src/visit/model.js";
 import { ASSEMBLYAI_ERROR_MESSAGES } from "../fakes/assemblyai.js";
 import { startAuthEmulator } from "../support/auth-emulator.js";
 import type { AuthEmulator } from "../support/auth-emulator.js";
-import { serveHttpFunction } from "../support/http-function.js";
+import { sendRaw, serveHttpFunction, tokenCache } from "../support/http-function.js";
 import type { ServedFunction } from "../support/http-function.js";
 import { sleep, startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
@@ -32,7 +31,6 @@ const TEST_DEFAULTS = { RETRY_COOLDOWN_SECONDS: "30", RETRY_QUOTA_PER_HOUR: "10"
 let runtime: LocalRuntime;
 let authEmulator: AuthEmulator;
 let api: ServedFunction;
-const tokens = new Map<string, Promise<string>>();
 
 beforeAll(async () => {
   // The Auth emulator takes ~10 s to start: start the local runtime meanwhile.
@@ -62,15 +60,7 @@ afterEach(() => {
   installRuntimeHooks({ clock: undefined });
 });
 
-/** One real ID token per user for the whole file (revocation tests use users of their own). */
-function tokenFor(uid: string): Promise<string> {
-  let token = tokens.get(uid);
-  if (!token) {
-    token = authEmulator.createUserToken(uid);
-    tokens.set(uid, token);
-  }
-  return token;
-}
+const tokenFor = tokenCache((uid) => authEmulator.createUserToken(uid));
 
 async function request(
   method: string,
@@ -89,24 +79,9 @@ async function request(
  * The path exactly as given: fetch (WHATWG URL) turns `/visits/%2E%2E/retry` into `/retry` before
  * sending, while a client with its own HTTP stack can send it as is.
  */
-function requestRawPath(method: string, path: string, token: string): Promise<ApiResponse> {
-  const { hostname, port } = new URL(api.baseUrl);
-  return new Promise((resolve, reject) => {
-    const outgoing = http.request({ hostname, port, method, path, headers: { authorization: `Bearer ${token}` } }, (incoming) => {
-      const chunks: Buffer[] = [];
-      incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
-      incoming.on("end", () => {
-        const headers = new Headers();
-        for (const [name, value] of Object.entries(incoming.headers)) {
-          if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
-        }
-        resolve(readResponse(incoming.statusCode ?? 0, headers, Buffer.concat(chunks).toString("utf8")));
-      });
-      incoming.on("error", reject);
-    });
-    outgoing.on("error", reject);
-    outgoing.end();
-  });
+async function requestRawPath(method: string, path: string, token: string): Promise<ApiResponse> {
+  const answer = await sendRaw(api.baseUrl, { method, path, headers: { authorization: `Bearer ${token}` } });
+  return readResponse(answer.status, answer.headers, answer.text);
 }
 
 function readResponse(status: number, headers: Headers, text: string): ApiResponse {

@@ -6,7 +6,6 @@
 // docs/security.md lists every input with the test that covers it (test/unit/security-doc.test.ts
 // keeps the two in step).
 
-import http from "node:http";
 import { getAuth } from "firebase-admin/auth";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../functions/src/config.js";
@@ -19,7 +18,7 @@ import { ASSEMBLYAI_ERROR_MESSAGES } from "../fakes/assemblyai.js";
 import type { ApiErrorBody } from "../support/api-bodies.js";
 import { startAuthEmulator } from "../support/auth-emulator.js";
 import type { AuthEmulator } from "../support/auth-emulator.js";
-import { serveHttpFunction } from "../support/http-function.js";
+import { sendRaw, serveHttpFunction, tokenCache } from "../support/http-function.js";
 import type { ServedFunction } from "../support/http-function.js";
 import { BUCKET, FAST_TUNABLES, nextGeneration, sleep, startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
@@ -50,7 +49,6 @@ let authEmulator: AuthEmulator;
 let api: ServedFunction;
 let hostile: HostileServer;
 let events: LoggedEvent[] = [];
-const tokens = new Map<string, Promise<string>>();
 
 beforeAll(async () => {
   // The Auth emulator takes ~15 s to start: everything else starts meanwhile.
@@ -82,14 +80,7 @@ afterEach(() => {
   installRuntimeHooks({ onLog: undefined });
 });
 
-function tokenFor(uid: string): Promise<string> {
-  let token = tokens.get(uid);
-  if (!token) {
-    token = authEmulator.createUserToken(uid);
-    tokens.set(uid, token);
-  }
-  return token;
-}
+const tokenFor = tokenCache((uid) => authEmulator.createUserToken(uid));
 
 async function request(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<ApiResponse> {
   const response = await fetch(`${api.baseUrl}${path}`, { method, headers, body });
@@ -97,24 +88,9 @@ async function request(method: string, path: string, headers: Record<string, str
 }
 
 /** The path exactly as given (fetch would normalize it), from a client with its own HTTP stack. */
-function requestRawPath(method: string, path: string, headers: Record<string, string> = {}): Promise<ApiResponse> {
-  const { hostname, port } = new URL(api.baseUrl);
-  return new Promise((resolve, reject) => {
-    const outgoing = http.request({ hostname, port, method, path, headers }, (incoming) => {
-      const chunks: Buffer[] = [];
-      incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
-      incoming.on("end", () => {
-        const received = new Headers();
-        for (const [name, value] of Object.entries(incoming.headers)) {
-          if (value !== undefined) received.set(name, Array.isArray(value) ? value.join(", ") : value);
-        }
-        resolve(readResponse(incoming.statusCode ?? 0, received, Buffer.concat(chunks).toString("utf8")));
-      });
-      incoming.on("error", reject);
-    });
-    outgoing.on("error", reject);
-    outgoing.end();
-  });
+async function requestRawPath(method: string, path: string, headers: Record<string, string> = {}): Promise<ApiResponse> {
+  const answer = await sendRaw(api.baseUrl, { method, path, headers });
+  return readResponse(answer.status, answer.headers, answer.text);
 }
 
 function readResponse(status: number, headers: Headers, text: string): ApiResponse {

@@ -1,5 +1,6 @@
 // Serves an `onRequest` function over real HTTP the way the Cloud Functions runtime (Functions Framework) does.
 
+import http from "node:http";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
@@ -56,5 +57,52 @@ export async function serveHttpFunction(handler: HttpFunction): Promise<ServedFu
         server.closeAllConnections();
         server.close((error) => (error ? reject(error) : resolve()));
       }),
+  };
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/**
+ * One request with node's own HTTP client: the path goes out exactly as given (fetch, a WHATWG
+ * URL client, would turn `/visits/%2E%2E/retry` into `/retry`), and a GET may carry a body.
+ */
+export function sendRaw(
+  baseUrl: string,
+  request: { method: string; path: string; headers?: Record<string, string>; body?: Buffer },
+): Promise<RawAnswer> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const { method, path, headers = {}, body } = request;
+    const outgoing = http.request({ hostname, port, method, path, headers, agent: false }, (incoming) => {
+      const chunks: Buffer[] = [];
+      incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
+      incoming.on("end", () => {
+        const received = new Headers();
+        for (const [name, value] of Object.entries(incoming.headers)) {
+          if (value !== undefined) received.set(name, Array.isArray(value) ? value.join(", ") : value);
+        }
+        resolve({ status: incoming.statusCode ?? 0, headers: received, text: Buffer.concat(chunks).toString("utf8") });
+      });
+      incoming.on("error", reject);
+    });
+    outgoing.on("error", reject);
+    outgoing.end(body);
+  });
+}
+
+/** One real ID token per user for a whole test file (revocation tests use users of their own). */
+export function tokenCache(issue: (uid: string) => Promise<string>): (uid: string) => Promise<string> {
+  const tokens = new Map<string, Promise<string>>();
+  return (uid) => {
+    let token = tokens.get(uid);
+    if (!token) {
+      token = issue(uid);
+      tokens.set(uid, token);
+    }
+    return token;
   };
 }
