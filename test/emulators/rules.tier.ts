@@ -184,6 +184,13 @@ describe("storage.rules", () => {
     await assertSucceeds(storage.ref(recording(ALICE, "visit-2", "visit.wav")).put(audio, { contentType: "audio/wav" }).then(() => undefined));
   });
 
+  it("refuses uploads from anonymous accounts, even into their own folder", async () => {
+    const anonymous = storageOf(testEnv.authenticatedContext("anon-1", { firebase: { sign_in_provider: "anonymous" } }));
+    await assertFails(anonymous.ref(recording("anon-1", "visit-1")).put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+    const password = storageOf(testEnv.authenticatedContext("pw-1", { firebase: { sign_in_provider: "password" } }));
+    await assertSucceeds(password.ref(recording("pw-1", "visit-1")).put(audio, { contentType: "audio/mp4" }).then(() => undefined));
+  });
+
   it("refuses overwriting, other content types, oversized or empty files and bad visit ids", async () => {
     const storage = storageOf(testEnv.authenticatedContext(ALICE));
     const ref = storage.ref(recording(ALICE, "visit-1"));
