@@ -133,6 +133,44 @@ describe("visits in flight per user", () => {
   });
 });
 
+describe("limits under concurrent retries", () => {
+  it("5 concurrent retries of each of two failed visits, with MAX_CONCURRENT_VISITS_PER_USER=1: one visit goes back to work, once", async () => {
+    const failed = [newVisitId(), newVisitId()];
+    for (const visitId of failed) {
+      runtime.assemblyai.faults.enqueue("submit", { kind: "status", status: 401 });
+      await runtime.upload({ uid: "clicker", visitId });
+      expect((await readVisit(visitId)).status).toBe("failed");
+    }
+    await runtime.setEnv({ MAX_CONCURRENT_VISITS_PER_USER: "1" });
+    const submitsBefore = runtime.assemblyai.submitCount();
+    const answers = await Promise.all(failed.flatMap((visitId) => Array.from({ length: 5 }, () => retry(visitId, "clicker"))));
+    expect(answers.filter((answer) => answer.kind === "accepted")).toHaveLength(1);
+    expect(runtime.assemblyai.submitCount() - submitsBefore).toBe(1);
+    const states = await Promise.all(failed.map((visitId) => readVisit(visitId)));
+    expect(states.filter((visit) => visit.status !== "failed")).toHaveLength(1);
+  });
+
+  it("the paid-call budget holds under 5 concurrent retries: a visit never pays more than MAX_PAID_CALLS_PER_VISIT", async () => {
+    await runtime.setEnv({ MAX_PAID_CALLS_PER_VISIT: "2", RETRY_COOLDOWN_SECONDS: "0" });
+    try {
+      runtime.openai.faults.enqueue("chat", { kind: "refusal" }, 100);
+      const visitId = newVisitId();
+      await runtime.upload({ uid: "budget-user", visitId });
+      await runtime.runUntilSettled([visitId]);
+      expect((await readVisit(visitId)).status).toBe("partial");
+      // One paid submission and one paid summary so far: the budget is spent.
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(Array.from({ length: 5 }, () => retry(visitId, "budget-user")));
+        await runtime.runUntilSettled([visitId]);
+      }
+      expect(runtime.assemblyai.submitCount() + runtime.openai.requests.length).toBe(2);
+      expect((await readVisit(visitId)).error).toMatchObject({ code: "paid_call_budget_exhausted", retryable: false });
+    } finally {
+      await runtime.setEnv({ MAX_PAID_CALLS_PER_VISIT: undefined, RETRY_COOLDOWN_SECONDS: undefined });
+    }
+  });
+});
+
 describe("uploads the trigger throws away", () => {
   it("a recording into a deleted visit uses no daily quota and no active slot; the deleted visit's slot is free at once", async () => {
     await runtime.setEnv({ UPLOAD_QUOTA_PER_DAY: "2", MAX_CONCURRENT_VISITS_PER_USER: "1" });

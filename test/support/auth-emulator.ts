@@ -42,9 +42,20 @@ export async function startAuthEmulator(options: AuthEmulatorOptions = {}): Prom
   // Its own firebase.json (free port, no UI) and its own TMPDIR, so the hub's locator file
   // (`$TMPDIR/hub-<project>.json`) cannot collide with another emulator on this machine.
   const workDir = mkdtempSync(path.join(tmpdir(), "auth-emulator-"));
+  // The hub and logging ports too: several test files start an Auth emulator at once, and the
+  // CLI's fixed defaults (4400, 4500) would collide.
+  const [hubPort, loggingPort] = [await freePort(), await freePort()];
   writeFileSync(
     path.join(workDir, "firebase.json"),
-    JSON.stringify({ emulators: { auth: { host: "127.0.0.1", port }, ui: { enabled: false }, singleProjectMode: true } }),
+    JSON.stringify({
+      emulators: {
+        auth: { host: "127.0.0.1", port },
+        hub: { host: "127.0.0.1", port: hubPort },
+        logging: { host: "127.0.0.1", port: loggingPort },
+        ui: { enabled: false },
+        singleProjectMode: true,
+      },
+    }),
   );
   const cli = realpathSync(path.join(REPO_ROOT, "node_modules/.bin/firebase"));
   const child = spawn(process.execPath, [cli, "emulators:start", "--only", "auth", "--project", projectId, "--non-interactive"], {

@@ -1,13 +1,12 @@
 // Per-user upload limits, kept in slots claimed with create() — the one write every Firestore
 // (and the embedded emulator, which does not isolate transactions) makes atomically:
 //   uploadSlots/{user}-{day}-{n}   n = 1…quota: one per recording accepted that (UTC) day
-//   activeSlots/{user}-{n}         n = 1…max: one per visit being processed
+//   activeSlots/{user}-{n}-{k}     n = 1…max: one per visit being processed (k: its tenancies)
 // A caller reads the user's slots, and if none is its own yet, creates the first free one; a
 // create that loses a race re-reads and tries again. Only a caller that saw no slot of its own
 // ever creates one, and two callers can only both succeed on the same free slot if one of them
-// already holds it — so a recording or a visit holds at most one slot, however many deliveries
-// race. Active slots are released lazily: a slot whose visit is no longer processing is freed by
-// the next caller that needs room.
+// already holds it — so a recording holds at most one daily slot, however many deliveries race.
+// Active slots are taken over, never deleted: see claimActiveSlot.
 
 import { createHash } from "node:crypto";
 import { z } from "zod";
@@ -47,23 +46,20 @@ interface SlotKind {
   /** The slot id prefix for this user (and day). */
   prefix: string;
   limit: number;
-  /** Frees slots that no longer count; returns the numbers freed. */
-  release?(slots: Map<number, Slot>, now: Date): Promise<number[]>;
   retryAfterSeconds(now: Date): number;
 }
 
+/** Daily slots are never given back: a recording holds one, or the day's quota is spent. */
 async function claimSlot(kind: SlotKind, user: string, holder: string, now: Date, purgeAt: Date): Promise<SlotDecision> {
   const slots = db().collection(kind.collection).withConverter(kind.converter);
   for (let race = 0; race < MAX_RACES; race++) {
     const snapshot = await slots.where("user", "==", user).get();
-    const held = new Map<number, Slot>();
+    const held = new Set<number>();
     for (const doc of snapshot.docs) {
       if (!doc.id.startsWith(kind.prefix)) continue;
-      const slot = doc.data();
-      if (slot.holder === holder) return { allowed: true };
-      held.set(Number(doc.id.slice(kind.prefix.length)), slot);
+      if (doc.data().holder === holder) return { allowed: true };
+      held.add(Number(doc.id.slice(kind.prefix.length)));
     }
-    for (const freed of (await kind.release?.(held, now)) ?? []) held.delete(freed);
     const free = Array.from({ length: kind.limit }, (_, i) => i + 1).find((n) => !held.has(n));
     if (free === undefined) return { allowed: false, retryAfterSeconds: kind.retryAfterSeconds(now) };
     try {
@@ -98,46 +94,68 @@ export function claimUploadSlot(input: { uid: string; recording: string; now: Da
   );
 }
 
-/** Takes one of the user's active-visit slots for this visit (kept while the visit is processing). */
-export function claimActiveSlot(input: { uid: string; visitId: string; now: Date; maxActive: number }): Promise<SlotDecision> {
+/**
+ * Takes one of the user's active-visit slots for this visit. Slot n is a sequence of tenancies
+ * (`{user}-{n}-{k}`); its tenant is the holder of the highest k. A tenancy is taken — by a new
+ * visit, or again by its own visit starting more work — only by creating the next one with
+ * create(), so of any number of racing callers exactly one gets it, and nothing is ever freed by
+ * a delete that could race. A slot may be taken over once its tenant's visit is finished (not
+ * processing, and changed since the tenancy began) or gone.
+ */
+export async function claimActiveSlot(input: { uid: string; visitId: string; now: Date; maxActive: number }): Promise<SlotDecision> {
   const user = userKey(input.uid);
-  return claimSlot(
-    {
-      converter: activeSlotConverter,
-      collection: ACTIVE_SLOTS,
-      prefix: `${user}-`,
-      limit: input.maxActive,
-      release: (slots, now) => releaseFinishedVisits(user, slots, now),
-      // A visit usually finishes within minutes; the app may try again then.
-      retryAfterSeconds: () => 300,
-    },
-    user,
-    input.visitId,
-    input.now,
-    new Date(input.now.getTime() + 2 * 86_400_000),
-  );
+  const slots = db().collection(ACTIVE_SLOTS).withConverter(activeSlotConverter);
+  const purgeAt = new Date(input.now.getTime() + 2 * 86_400_000);
+  for (let race = 0; race < MAX_RACES; race++) {
+    const tenants = currentTenancies((await slots.where("user", "==", user).get()).docs, `${user}-`, input.maxActive);
+    const own = [...tenants].find(([, tenancy]) => tenancy.slot.holder === input.visitId);
+    const candidate = own ?? (await firstTakeable(tenants, input.maxActive, input.now));
+    if (candidate === undefined) return { allowed: false, retryAfterSeconds: ACTIVE_RETRY_AFTER_SECONDS };
+    const [n, tenancy] = candidate;
+    try {
+      await slots.doc(`${user}-${n}-${(tenancy?.k ?? -1) + 1}`).create({ user, holder: input.visitId, claimedAt: input.now, purgeAt });
+      return { allowed: true };
+    } catch (error) {
+      if (!isAlreadyExists(error)) throw error;
+    }
+  }
+  return { allowed: false, retryAfterSeconds: 60 };
 }
 
-async function releaseFinishedVisits(user: string, slots: Map<number, Slot>, now: Date): Promise<number[]> {
-  const freed: number[] = [];
-  await Promise.all(
-    [...slots].map(async ([n, slot]) => {
-      const visit = await getVisit(slot.holder);
-      const deleted = !visit && (await getTombstone(slot.holder)) !== null;
-      const processing = visit
-        ? PROCESSING_STATUSES.has(visit.status)
-        : !deleted && now.getTime() - slot.claimedAt.getTime() < ACTIVE_SLOT_GRACE_MS;
-      if (processing) return;
-      // Freed only if it still names that visit (another caller may have freed and re-taken it).
-      // Real Firestore isolates this transaction; the embedded emulator does not (a narrow window).
-      const ref = db().collection(ACTIVE_SLOTS).doc(`${user}-${n}`).withConverter(activeSlotConverter);
-      const released = await db().runTransaction(async (tx) => {
-        if ((await tx.get(ref)).data()?.holder !== slot.holder) return false;
-        tx.delete(ref);
-        return true;
-      });
-      if (released) freed.push(n);
-    }),
-  );
-  return freed;
+// A visit usually finishes within minutes; the app may try again then.
+const ACTIVE_RETRY_AFTER_SECONDS = 300;
+
+type Tenancy = { k: number; slot: Slot };
+
+/** The current tenancy of each slot number within the limit. */
+function currentTenancies(docs: { id: string; data(): Slot }[], prefix: string, limit: number): Map<number, Tenancy> {
+  const tenants = new Map<number, Tenancy>();
+  for (const doc of docs) {
+    const match = /^(\d+)-(\d+)$/.exec(doc.id.slice(prefix.length));
+    if (!doc.id.startsWith(prefix) || !match) continue;
+    const [n, k] = [Number(match[1]), Number(match[2])];
+    if (n > limit) continue;
+    const current = tenants.get(n);
+    if (!current || k > current.k) tenants.set(n, { k, slot: doc.data() });
+  }
+  return tenants;
+}
+
+/** A never-used slot number, else a slot whose tenant is finished; undefined when all are in use. */
+async function firstTakeable(tenants: Map<number, Tenancy>, limit: number, now: Date): Promise<[number, Tenancy | undefined] | undefined> {
+  for (let n = 1; n <= limit; n++) if (!tenants.has(n)) return [n, undefined];
+  for (const [n, tenancy] of tenants) {
+    if (!(await tenantInUse(tenancy.slot, now))) return [n, tenancy];
+  }
+  return undefined;
+}
+
+async function tenantInUse(slot: Slot, now: Date): Promise<boolean> {
+  const visit = await getVisit(slot.holder);
+  // In use while its visit is processing, and while the work that took the slot is still
+  // starting: the visit has not changed since (an upload or a retry about to move it on).
+  if (visit) return PROCESSING_STATUSES.has(visit.status) || visit.updatedAt.getTime() <= slot.claimedAt.getTime();
+  if ((await getTombstone(slot.holder)) !== null) return false;
+  // Not written yet (the slot is taken before the visit is recorded): in use for a while.
+  return now.getTime() - slot.claimedAt.getTime() < ACTIVE_SLOT_GRACE_MS;
 }
