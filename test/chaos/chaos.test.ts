@@ -1,15 +1,17 @@
 // A smaller chaos run inside `npm test`: every invariant must hold under injected provider
 // faults, crashes and stalls at failpoints, duplicate/concurrent deliveries, overlapping checker
-// runs and concurrent retry clicks. (`npm run chaos` runs the large one.)
+// runs, concurrent retry clicks, deletions at random moments (also of visits a zombie holds) and new
+// recordings uploaded into failed visits. (`npm run chaos` runs the large one.)
 
 import { describe, expect, it } from "vitest";
 import { runChaos } from "./chaos.js";
 
 describe("chaos", () => {
   it.each([11, 29])("seed %i: 40 visits at fault rate 0.25 keep every invariant", async (seed) => {
-    const report = await runChaos({ visits: 40, faultRate: 0.25, seed });
+    // A higher delete rate than the large run's, so that 40 visits surely see deletions.
+    const report = await runChaos({ visits: 40, faultRate: 0.25, seed, deleteRate: 0.2 });
     for (const invariant of report.invariants) {
-      expect({ invariant: invariant.name, ok: invariant.ok, detail: invariant.detail }).toMatchObject({ ok: true });
+      expect(invariant.ok, `${invariant.name} (${invariant.detail}) ${report.leftovers.join("; ")}`).toBe(true);
     }
     expect(report.stuck).toEqual([]);
     // The run really was chaotic: faults were injected and handlers crashed.
@@ -17,5 +19,9 @@ describe("chaos", () => {
     expect(report.failpoints.crashes + report.failpoints.stalls).toBeGreaterThan(0);
     expect(report.deliveries.duplicateUploads).toBeGreaterThan(0);
     expect(report.byStatus.completed).toBeGreaterThan(report.visits / 2);
+    // Visits were deleted (and swept), and failed visits got new recordings that replaced the old.
+    expect(report.deleted).toBeGreaterThan(0);
+    expect(report.sweeps.sweepsRun).toBeGreaterThanOrEqual(report.deleted);
+    expect(report.reuploads.accepted).toBeGreaterThan(0);
   }, 300_000);
 });

@@ -2,24 +2,32 @@
 // providers inject faults, failpoints crash or stall handlers between a provider call and the
 // checkpoint that records it, storage deliveries are duplicated (some concurrently), checker runs
 // overlap, retry clicks race, and stalled "zombie" invocations wake up after their lease was taken
-// over. Time is virtual (the pipeline's clock is moved forward each round) so backoffs, leases,
-// cooldowns and the breaker play out in seconds. Then the invariants are checked.
+// over. Users delete visits at random moments (also while a zombie holds one, sometimes with two
+// concurrent requests) and upload new recordings into visits that ended `failed` (some delivered
+// twice). Time is virtual (the pipeline's clock is moved forward each round) so backoffs, leases,
+// cooldowns, the breaker and the deletion sweeps play out in seconds. Then the invariants are
+// checked against what Firestore, the fake Cloud Storage and the fake providers hold.
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
 import type { FailpointAction, FailpointName } from "../../functions/src/runtime-hooks.js";
-import { pipeline } from "../../functions/src/pipeline.js";
+import { TIMEOUTS, pipeline } from "../../functions/src/pipeline.js";
+import { deleteVisit } from "../../functions/src/stages/delete-visit.js";
 import { retryVisit } from "../../functions/src/stages/retry-visit.js";
 import { db } from "../../functions/src/store/db.js";
-import type { Visit } from "../../functions/src/visit/model.js";
-import { isTerminal } from "../../functions/src/visit/status.js";
+import { visitRef } from "../../functions/src/store/visits.js";
+import { Timestamp } from "firebase-admin/firestore";
+import type { DocumentSnapshot } from "firebase-admin/firestore";
+import type { Visit, VisitFields } from "../../functions/src/visit/model.js";
+import { PROCESSING_STATUSES, isTerminal } from "../../functions/src/visit/status.js";
 import type { VisitStatus } from "../../functions/src/visit/status.js";
 import { ASSEMBLYAI_ERROR_MESSAGES } from "../fakes/assemblyai.js";
+import type { JobRecord, TranscriptOutcome } from "../fakes/assemblyai.js";
 import { seededRandom } from "../fakes/faults.js";
 import type { FaultKind } from "../fakes/faults.js";
+import { loadVisitScript } from "../fakes/scripts.js";
 import { startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
-import { readVisit } from "../support/visits.js";
 
 export interface ChaosOptions {
   visits: number;
@@ -29,6 +37,12 @@ export interface ChaosOptions {
   crashRate?: number;
   /** Probability that a failpoint stalls its invocation until after its lease is taken over. */
   stallRate?: number;
+  /** Share of visits the user deletes during the run, at random moments. */
+  deleteRate?: number;
+  /** Probability that a visit that ended `failed` gets a new recording (at most twice per visit). */
+  reuploadRate?: number;
+  /** Share of first recordings AssemblyAI cannot transcribe (every n-th visit; it fails, the user uploads a new one). */
+  badRecordingRate?: number;
   /** Progress lines (a round summary); nothing identifying a patient. */
   onProgress?: (line: string) => void;
   maxRounds?: number;
@@ -43,6 +57,9 @@ export interface Invariant {
 export interface ChaosReport {
   options: Required<Omit<ChaosOptions, "onProgress">>;
   visits: number;
+  /** Visits that still exist at the end (the others were deleted). */
+  existing: number;
+  deleted: number;
   terminal: number;
   byStatus: Record<string, number>;
   errorCodes: Record<string, number>;
@@ -55,7 +72,67 @@ export interface ChaosReport {
   summariesWrittenPerVisit: { max: number };
   duplicateActionItems: number;
   backwardsStatusMoves: number;
-  deliveries: { uploads: number; duplicateUploads: number; checkerRuns: number; retryClicks: number; retriesAccepted: number };
+  deliveries: {
+    uploads: number;
+    duplicateUploads: number;
+    /** Upload deliveries that threw, delivered again (the trigger has retry: true). */
+    redelivered: number;
+    checkerRuns: number;
+    retryClicks: number;
+    retriesAccepted: number;
+  };
+  deletions: {
+    /** deleteVisit calls (two concurrent ones count twice). */
+    calls: number;
+    visitsDeleted: number;
+    concurrentPairs: number;
+    alreadyDeletedAnswers: number;
+    notFoundAnswers: number;
+    errors: number;
+    /** Deletions of visits that were pending, transcribing or summarizing. */
+    ofVisitsInFlight: number;
+    /** Deletions made while some stalled invocation (a zombie) was pending… */
+    whileZombiesPending: number;
+    /** …and of those, deletions of the very visit a pending zombie was working on. */
+    ofZombieVisits: number;
+    /** Deletions racing a new recording's delivery into the same visit. */
+    racingReuploads: number;
+    /** Deletions racing the visit's first upload delivery. */
+    racingFirstUploads: number;
+    /** Storage deliveries of a recording that arrived after its visit was deleted. */
+    lateDeliveriesAfterDeletion: number;
+  };
+  reuploads: {
+    /** New recordings uploaded into failed visits. */
+    recordings: number;
+    /** Recordings a visit was seen on after its first one (a re-upload accepted). */
+    accepted: number;
+    duplicateDeliveries: number;
+    lateDuplicates: number;
+    /** First recordings AssemblyAI could not transcribe. */
+    badFirstRecordings: number;
+    /** Visits that ended with a later recording than their first. */
+    visitsOnLaterRecording: number;
+  };
+  sweeps: {
+    /** Checker rounds after the main run, with virtual time moved past the tombstones' sweepAt. */
+    finalRounds: number;
+    tombstones: number;
+    /** Sweeps the checker ran, summed over the tombstones. */
+    sweepsRun: number;
+    /** Tombstones still with a sweepAt (or pending provider deletes) at the end. */
+    unsettled: number;
+  };
+  /** Existing visits whose current recording is gone from Storage although not marked deleted. */
+  recordingsMissing: string[];
+  /** What was found of deleted visits at the end. */
+  deletedLeftovers: Record<LeftoverKind, number>;
+  /** Deleted visits whose document was seen again (at a round's check or at the end). */
+  reappeared: number;
+  reappearanceChecks: number;
+  /** What was found of recordings other than the visit's current one, at the end. */
+  earlierRecordingLeftovers: Record<EarlierLeftoverKind, number>;
+  summarySources: { checked: number; onLaterRecording: number; fromOtherRecording: number; mixedRequests: number };
   failpoints: { crashes: number; stalls: number; zombieWritesRejected: number };
   faultsInjected: { assemblyai: number; openai: number; byKind: Record<string, number> };
   rounds: number;
@@ -64,12 +141,39 @@ export interface ChaosReport {
   invariants: Invariant[];
   /** For visits that did not finish: where they stand (ids, statuses, keys — no content). */
   stuck: string[];
+  /** Where something of a deleted visit or of an earlier recording was found (ids and counts). */
+  leftovers: string[];
 }
+
+type LeftoverKind =
+  | "visitDocuments"
+  | "artifacts"
+  | "pages"
+  | "claims"
+  | "actionItems"
+  | "rateLimits"
+  | "storageObjects"
+  | "liveProviderJobs";
+type EarlierLeftoverKind = "artifacts" | "pages" | "claims" | "storageObjects" | "liveProviderJobs";
 
 const STEP_SECONDS = 60;
 // Long enough for every lease (the longest is summarization's) to expire before a zombie wakes.
 const ZOMBIE_STALL_ROUNDS = 18;
 const MAX_RETRY_CLICKS_PER_VISIT = 2;
+const MAX_REUPLOADS_PER_VISIT = 2;
+/** Deletions are spread over the first rounds (the run then settles). */
+const DELETION_ROUNDS = 30;
+/** Chance per round that a visit a pending zombie is working on is deleted (on top of the base rate). */
+const ZOMBIE_VISIT_DELETE_CHANCE = 0.06;
+/** Checker rounds after the main run to let the sweeps and provider-delete retries finish. */
+const MAX_SWEEP_ROUNDS = 30;
+/** How long the run waits for a woken zombie's remaining work before moving the clock on. */
+const ZOMBIE_FINISH_WAIT_MS = 5_000;
+/** The API's time budget for a request (functions/src/http/api.ts), as the DELETE route passes it. */
+const API_DEADLINE_MS = TIMEOUTS.api * 1000 - 20_000;
+const FIRST_GENERATION = 1_700_000_000_000_000;
+/** Every transcript turn of a recording starts with its marker, so any text made from it names it. */
+const MARKER_PATTERN = /chaosmark(\d+)r(\d+)/g;
 
 const ASSEMBLYAI_FAULTS: FaultKind[] = [
   { kind: "rateLimit", retryAfterMs: 50 },
@@ -104,6 +208,45 @@ const OPENAI_FAULTS: FaultKind[] = [
 
 interface InvocationControl {
   settle(how: "crashed" | "stalled"): void;
+  /** Crashed or stalled: the platform has given up on it. A zombie runs on without new failpoints. */
+  settled: boolean;
+  /** The visit the invocation works on, when it is a single visit's (an upload, a summarization task). */
+  visitId: string | null;
+  /** The invocation's own work, which a stalled one resumes once released. */
+  work: Promise<unknown> | null;
+}
+
+interface Zombie {
+  releaseAtRound: number;
+  release: () => void;
+  released: boolean;
+  control: InvocationControl;
+}
+
+/** One recording of a visit: its own object name (file name), generation and transcript. */
+interface Recording {
+  number: number;
+  fileName: string;
+  path: string;
+  generation: string;
+  marker: string;
+  redeliveries: number;
+}
+
+interface ChaosVisit {
+  index: number;
+  visitId: string;
+  uid: string;
+  language: "en" | "es";
+  recordings: Recording[];
+  /** The user uploads a new recording when the visit ends failed. */
+  wantsReupload: boolean;
+  /** A deletion answered "deleted". */
+  deleted: boolean;
+  /** A deletion call failed: the user tries again next round. */
+  deleteAgain: boolean;
+  /** When (virtual time) the first deletion request started, to place provider jobs relative to it. */
+  deletionStartedMs: number | null;
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
@@ -113,13 +256,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     seed: options.seed,
     crashRate: options.crashRate ?? 0.08,
     stallRate: options.stallRate ?? 0.05,
+    deleteRate: options.deleteRate ?? 0.12,
+    reuploadRate: options.reuploadRate ?? 0.6,
+    badRecordingRate: options.badRecordingRate ?? 0.06,
     maxRounds: options.maxRounds ?? 400,
   };
   const random = seededRandom(settings.seed);
   const progress = options.onProgress ?? (() => {});
   const events: { event: string; visitId: unknown; provider: unknown }[] = [];
+  // Virtual time: the pipeline's clock, and the fake AssemblyAI's (its jobs' `created` times are
+  // what the pipeline's searches compare with its own clock).
+  let clockOffsetMs = 0;
+  const virtualNowMs = () => Date.now() + clockOffsetMs;
   const runtime = await startLocalRuntime({
-    assemblyai: { queuedMs: 20, processingMs: 40 },
+    assemblyai: { queuedMs: 20, processingMs: 40, now: virtualNowMs },
     env: {
       POLL_INITIAL_DELAY_SECONDS: "5",
       POLL_MAX_DELAY_SECONDS: "60",
@@ -134,18 +284,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     },
   });
 
-  // Virtual time, failpoints and invocation tracking.
-  let clockOffsetMs = 0;
+  // Failpoints and invocation tracking.
   const invocations = new AsyncLocalStorage<InvocationControl>();
-  const zombies: { releaseAtRound: number; release: () => void; done: Promise<unknown> }[] = [];
+  const zombies: Zombie[] = [];
   const failpointCounts = { crashes: 0, stalls: 0 };
   let round = 0;
   installRuntimeHooks({
     onLog: ({ event, fields }) => events.push({ event, visitId: fields.visitId, provider: fields.provider }),
-    clock: () => new Date(Date.now() + clockOffsetMs),
+    clock: () => new Date(virtualNowMs()),
     failpoint: (name: FailpointName): FailpointAction => {
       const control = invocations.getStore();
-      if (!control) return null;
+      if (!control || control.settled) return null;
       const roll = random();
       if (roll < settings.crashRate) {
         failpointCounts.crashes++;
@@ -156,7 +305,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         failpointCounts.stalls++;
         let release = () => {};
         const stallUntil = new Promise<void>((resolve) => (release = resolve));
-        zombies.push({ releaseAtRound: round + ZOMBIE_STALL_ROUNDS, release, done: stallUntil });
+        zombies.push({ releaseAtRound: round + ZOMBIE_STALL_ROUNDS, release, released: false, control });
         control.settle("stalled");
         progress(`  failpoint ${name}: invocation stalled (zombie until round ${round + ZOMBIE_STALL_ROUNDS})`);
         return { stallUntil };
@@ -164,17 +313,31 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       return null;
     },
   });
+  const pendingZombies = () => zombies.filter((zombie) => !zombie.released);
 
   /** Runs one handler invocation; a crashed or stalled one is abandoned, as the platform would. */
-  const invoke = async (work: () => Promise<unknown>): Promise<"ok" | "error" | "crashed" | "stalled"> => {
+  const invoke = async (
+    work: () => Promise<unknown>,
+    visitId: string | null = null,
+  ): Promise<"ok" | "error" | "crashed" | "stalled"> => {
     let settle: (how: "crashed" | "stalled") => void = () => {};
     const abandoned = new Promise<"crashed" | "stalled">((resolve) => (settle = resolve));
-    const finished = invocations.run({ settle: (how) => settle(how) }, () =>
+    const control: InvocationControl = {
+      settle: (how) => {
+        control.settled = true;
+        settle(how);
+      },
+      settled: false,
+      visitId,
+      work: null,
+    };
+    const finished = invocations.run(control, () =>
       work().then(
         () => "ok" as const,
         () => "error" as const,
       ),
     );
+    control.work = finished;
     return Promise.race([finished, abandoned]);
   };
 
@@ -182,8 +345,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   // (Cloud Tasks sees a timeout and redelivers later).
   runtime.tasks.register("summarizeVisit", {
     run: async (request) => {
-      const outcome = await invoke(() =>
-        runtime.functions.summarizeVisit.run(request as Parameters<typeof runtime.functions.summarizeVisit.run>[0]) as Promise<unknown>,
+      const outcome = await invoke(
+        () => runtime.functions.summarizeVisit.run(request as Parameters<typeof runtime.functions.summarizeVisit.run>[0]) as Promise<unknown>,
+        taskVisitId(request.data),
       );
       if (outcome !== "ok") throw new Error(`delivery ${outcome}`);
     },
@@ -194,64 +358,274 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   runtime.openai.faults.setRandom({ rate: settings.faultRate, kinds: OPENAI_FAULTS, seed: settings.seed + 2 });
 
   const startedMs = Date.now();
-  const visits = Array.from({ length: settings.visits }, (_, i) => ({
+  const visits: ChaosVisit[] = Array.from({ length: settings.visits }, (_, i) => ({
+    index: i,
     visitId: `chaos-${settings.seed}-${i}`,
     uid: `chaos-user-${i}`,
-    fileName: i % 3 === 2 ? "visit-es.m4a" : "visit-en.m4a",
-    generation: String(1_700_000_000_000_000 + i),
+    language: i % 3 === 2 ? "es" : "en",
+    recordings: [],
+    wantsReupload: false,
+    deleted: false,
+    deleteAgain: false,
+    deletionStartedMs: null,
   }));
-  const deliveries = { uploads: 0, duplicateUploads: 0, checkerRuns: 0, retryClicks: 0, retriesAccepted: 0 };
-  const lateDuplicates: (typeof visits)[number][] = [];
-  const retryClicks = new Map<string, number>();
+  const recordingsByMarker = new Map<string, { visit: ChaosVisit; recording: Recording }>();
+  let badFirstRecordings = 0;
+  /** A new recording of the visit, with a transcript at the fake AssemblyAI that names it. */
+  const addRecording = (visit: ChaosVisit, bad: boolean): Recording => {
+    const number = visit.recordings.length;
+    const fileName = number === 0 ? `visit-${visit.language}.m4a` : `visit-${visit.language}-take${number + 1}.m4a`;
+    const recording: Recording = {
+      number,
+      fileName,
+      path: `users/${visit.uid}/visits/${visit.visitId}/${fileName}`,
+      generation: String(FIRST_GENERATION + number * 1_000_000 + visit.index),
+      marker: `chaosmark${visit.index}r${number}`,
+      redeliveries: 0,
+    };
+    visit.recordings.push(recording);
+    recordingsByMarker.set(recording.marker, { visit, recording });
+    runtime.assemblyai.registerAudio(`/visits/${visit.visitId}/${fileName}`, recordingOutcome(visit.language, recording.marker, bad));
+    return recording;
+  };
+  // Bad first recordings are spread evenly (every n-th visit), so even a small run has some.
+  const badEvery = settings.badRecordingRate > 0 ? Math.max(1, Math.round(1 / settings.badRecordingRate)) : 0;
+  for (const visit of visits) {
+    const bad = badEvery > 0 && visit.index % badEvery === 1 % badEvery;
+    if (bad) badFirstRecordings++;
+    visit.wantsReupload = bad || random() < settings.reuploadRate;
+    addRecording(visit, bad);
+  }
 
-  const deliverUpload = (visit: (typeof visits)[number]) => {
+  const deliveries = { uploads: 0, duplicateUploads: 0, redelivered: 0, checkerRuns: 0, retryClicks: 0, retriesAccepted: 0 };
+  const deletions: ChaosReport["deletions"] = {
+    calls: 0,
+    visitsDeleted: 0,
+    concurrentPairs: 0,
+    alreadyDeletedAnswers: 0,
+    notFoundAnswers: 0,
+    errors: 0,
+    ofVisitsInFlight: 0,
+    whileZombiesPending: 0,
+    ofZombieVisits: 0,
+    racingReuploads: 0,
+    racingFirstUploads: 0,
+    lateDeliveriesAfterDeletion: 0,
+  };
+  const reuploads = { recordings: 0, duplicateDeliveries: 0, lateDuplicates: 0 };
+  const lateDuplicates: ChaosVisit[] = [];
+  const retryClicks = new Map<string, number>();
+  /** Actions due in a later round (late deliveries, redeliveries of deliveries that threw). */
+  let scheduled: { round: number; run: () => Promise<unknown> }[] = [];
+  const later = (inRounds: number, run: () => Promise<unknown>) => scheduled.push({ round: round + inRounds, run });
+  const reappeared = new Set<string>();
+  let reappearanceChecks = 0;
+
+  const deliverUpload = async (visit: ChaosVisit, recording: Recording): Promise<void> => {
     deliveries.uploads++;
-    return invoke(() => runtime.upload(visit));
+    if (visit.deleted) deletions.lateDeliveriesAfterDeletion++;
+    const outcome = await invoke(
+      () => runtime.upload({ uid: visit.uid, visitId: visit.visitId, fileName: recording.fileName, generation: recording.generation }),
+      visit.visitId,
+    );
+    // onAudioUploaded has retry: true — a delivery that threw is delivered again.
+    if (outcome === "error" && recording.redeliveries < 3) {
+      recording.redeliveries++;
+      deliveries.redelivered++;
+      later(1, () => deliverUpload(visit, recording));
+    }
   };
 
-  // Uploads: every visit delivered once; some twice at the same time; some again later.
+  const deleteOnce = async (visit: ChaosVisit): Promise<void> => {
+    deletions.calls++;
+    visit.deletionStartedMs ??= virtualNowMs();
+    try {
+      const outcome = await deleteVisit(pipeline(), { visitId: visit.visitId, uid: visit.uid, reason: "user" }, Date.now() + API_DEADLINE_MS);
+      if (outcome.kind === "not_found") {
+        deletions.notFoundAnswers++;
+        return;
+      }
+      if (outcome.alreadyDeleted) deletions.alreadyDeletedAnswers++;
+      visit.deleteAgain = false;
+      if (!visit.deleted) {
+        visit.deleted = true;
+        deletions.visitsDeleted++;
+      }
+    } catch {
+      // The app shows an error; the user tries again.
+      deletions.errors++;
+      visit.deleteAgain = true;
+    }
+  };
+
+  /** The user deletes the visit (sometimes two requests at once); a late storage delivery may follow. */
+  const deleteAction = async (visit: ChaosVisit, state: Visit | undefined): Promise<void> => {
+    if (state && PROCESSING_STATUSES.has(state.status)) deletions.ofVisitsInFlight++;
+    const waiting = pendingZombies();
+    if (waiting.length > 0) deletions.whileZombiesPending++;
+    if (waiting.some((zombie) => zombie.control.visitId === visit.visitId)) deletions.ofZombieVisits++;
+    const twice = random() < 0.3;
+    if (twice) deletions.concurrentPairs++;
+    await Promise.all(twice ? [deleteOnce(visit), deleteOnce(visit)] : [deleteOnce(visit)]);
+    const recording = visit.recordings.at(-1);
+    if (visit.deleted && recording && random() < 0.3) later(1 + Math.floor(random() * 3), () => deliverUpload(visit, recording));
+  };
+
+  const deleteChance = (visit: ChaosVisit, state: Visit | undefined): number => {
+    if (visit.deleted || !state) return 0;
+    if (visit.deleteAgain) return 1;
+    if (round > DELETION_ROUNDS) return 0;
+    const zombieVisit = pendingZombies().some((zombie) => zombie.control.visitId === visit.visitId);
+    return settings.deleteRate / DELETION_ROUNDS + (zombieVisit ? ZOMBIE_VISIT_DELETE_CHANCE : 0);
+  };
+
+  /** A new recording into a failed visit: sometimes delivered twice at once, or again later, or racing a deletion. */
+  const reuploadAction = async (visit: ChaosVisit, state: Visit): Promise<void> => {
+    const recording = addRecording(visit, false);
+    reuploads.recordings++;
+    const work = [deliverUpload(visit, recording)];
+    if (random() < 0.3) {
+      reuploads.duplicateDeliveries++;
+      deliveries.duplicateUploads++;
+      work.push(deliverUpload(visit, recording));
+    }
+    if (random() < 0.2) {
+      reuploads.lateDuplicates++;
+      deliveries.duplicateUploads++;
+      later(1 + Math.floor(random() * 2), () => deliverUpload(visit, recording));
+    }
+    if (random() < 0.1) {
+      deletions.racingReuploads++;
+      work.push(deleteAction(visit, state));
+    }
+    await Promise.all(work);
+  };
+
+  const canReupload = (visit: ChaosVisit, state: Visit | undefined): state is Visit =>
+    state?.status === "failed" && !visit.deleted && visit.wantsReupload && visit.recordings.length <= MAX_REUPLOADS_PER_VISIT;
+
+  /** The recordings each visit was seen on (more than one: a re-upload was accepted). */
+  const seenRecordings = new Map<string, Set<string>>();
+  const readStates = async (): Promise<Map<string, Visit>> => {
+    const found = await readVisits(visits.map((visit) => visit.visitId));
+    for (const visit of found) {
+      if (visit.audio) seenRecordings.set(visit.id, (seenRecordings.get(visit.id) ?? new Set()).add(visit.audio.generation));
+    }
+    return new Map(found.map((visit) => [visit.id, visit]));
+  };
+
+  /** No deleted visit may be there again, at any round. */
+  const checkReappearances = async (): Promise<void> => {
+    const deleted = visits.filter((visit) => visit.deleted);
+    if (deleted.length === 0) return;
+    reappearanceChecks++;
+    const snapshots = await db().getAll(...deleted.map((visit) => db().doc(`visits/${visit.visitId}`)));
+    for (const snapshot of snapshots) if (snapshot.exists) reappeared.add(snapshot.id);
+  };
+
+  // Uploads: every visit delivered once; some twice at the same time; some again later; a few
+  // deleted while their first delivery runs.
   for (let start = 0; start < visits.length; start += 25) {
     await Promise.all(
       visits.slice(start, start + 25).map(async (visit) => {
+        const recording = visit.recordings[0]!;
         const concurrent = random() < 0.3;
         if (random() < 0.2) lateDuplicates.push(visit);
         if (concurrent) deliveries.duplicateUploads++;
-        await Promise.all(concurrent ? [deliverUpload(visit), deliverUpload(visit)] : [deliverUpload(visit)]);
+        const work = concurrent ? [deliverUpload(visit, recording), deliverUpload(visit, recording)] : [deliverUpload(visit, recording)];
+        if (random() < settings.deleteRate / 4) {
+          deletions.racingFirstUploads++;
+          work.push(deleteAction(visit, undefined));
+        }
+        await Promise.all(work);
       }),
     );
   }
   progress(`uploaded ${visits.length} visits (${deliveries.uploads} deliveries)`);
 
-  const visitIds = visits.map((visit) => visit.visitId);
+  let states = await readStates();
   for (round = 1; round <= settings.maxRounds; round++) {
     clockOffsetMs += STEP_SECONDS * 1000;
+    // Deletions at a random moment of the round: during the checker runs, or with the clicks,
+    // new recordings and woken zombies after them.
+    const toDelete = visits.filter((visit) => random() < deleteChance(visit, states.get(visit.visitId)));
+    const duringChecks = toDelete.filter(() => random() < 0.5);
+    const afterChecks = toDelete.filter((visit) => !duringChecks.includes(visit));
     // Overlapping checker runs, as Cloud Scheduler's at-least-once delivery allows.
     deliveries.checkerRuns += 2;
-    await Promise.all([invoke(() => runtime.runChecker()), invoke(() => runtime.runChecker())]);
+    await Promise.all([
+      invoke(() => runtime.runChecker()),
+      invoke(() => runtime.runChecker()),
+      ...duringChecks.map((visit) => deleteAction(visit, states.get(visit.visitId))),
+    ]);
     await runtime.tasks.drain();
 
     if (round === 3) {
       deliveries.duplicateUploads += lateDuplicates.length;
-      await Promise.all(lateDuplicates.map(deliverUpload));
+      await Promise.all(lateDuplicates.map((visit) => deliverUpload(visit, visit.recordings[0]!)));
     }
-    for (const zombie of zombies.filter((z) => z.releaseAtRound <= round)) zombie.release();
+    const released = zombies.filter((zombie) => !zombie.released && zombie.releaseAtRound <= round);
+    for (const zombie of released) {
+      zombie.released = true;
+      zombie.release();
+    }
 
-    const states = await readStates(visitIds);
-    await clickRetries(states);
-    const open = states.filter((visit) => !isTerminal(visit.status)).length;
-    const waitingZombies = zombies.filter((z) => z.releaseAtRound > round).length;
+    states = await readStates();
+    const due = scheduled.filter((action) => action.round <= round);
+    scheduled = scheduled.filter((action) => action.round > round);
+    const toReupload = visits.filter((visit) => canReupload(visit, states.get(visit.visitId)) && random() < 0.7);
+    await Promise.all([
+      clickRetries([...states.values()]),
+      ...toReupload.map((visit) => reuploadAction(visit, states.get(visit.visitId)!)),
+      ...afterChecks.map((visit) => deleteAction(visit, states.get(visit.visitId))),
+      ...due.map((action) => action.run()),
+    ]);
+    // A woken zombie's remaining writes happen within the round it wakes in.
+    await Promise.race([Promise.all(released.map(zombieWork)), sleep(ZOMBIE_FINISH_WAIT_MS)]);
+    await checkReappearances();
+
+    states = await readStates();
+    const open = [...states.values()].filter((visit) => !isTerminal(visit.status)).length;
+    const waitingZombies = pendingZombies().length;
     if (round % 5 === 0 || open === 0) {
-      progress(`round ${round}: ${visitIds.length - open}/${visitIds.length} terminal, ${waitingZombies} zombies waiting`);
+      const deleted = visits.filter((visit) => visit.deleted).length;
+      progress(
+        `round ${round}: ${states.size - open}/${states.size} terminal, ${deleted} deleted, ${reuploads.recordings} new recordings, ${waitingZombies} zombies waiting`,
+      );
     }
-    if (open === 0 && waitingZombies === 0 && round > 3 && retriesSettled(states)) break;
+    const settled =
+      open === 0 &&
+      waitingZombies === 0 &&
+      round > 3 &&
+      retriesSettled([...states.values()]) &&
+      !visits.some((visit) => canReupload(visit, states.get(visit.visitId)) || visit.deleteAgain) &&
+      scheduled.length === 0;
+    if (settled) break;
   }
-  // Let woken zombies finish their (rejected) writes before measuring.
-  await Promise.race([Promise.all(zombies.map((z) => z.done)), sleep(2_000)]);
+  const rounds = Math.min(round, settings.maxRounds);
+  // Let woken zombies finish their (rejected) writes before the sweeps and the measuring (a
+  // crashed invocation never finishes: it is not waited for).
+  await Promise.race([Promise.all(zombies.map(zombieWork)), sleep(20_000)]);
   await sleep(500);
   await runtime.tasks.drain();
 
-  async function clickRetries(states: Visit[]): Promise<void> {
-    const clickable = states.filter(
+  // The checker's housekeeping: move virtual time past the tombstones' sweepAt (and past the
+  // provider-delete retries of visits that still exist) and run checker rounds until none is left.
+  let finalRounds = 0;
+  for (; finalRounds < MAX_SWEEP_ROUNDS; finalRounds++) {
+    const dueTimes = await housekeepingDue([...(await readStates()).values()]);
+    if (dueTimes.length === 0) break;
+    const virtualNow = virtualNowMs();
+    clockOffsetMs += Math.max(STEP_SECONDS * 1000, Math.max(...dueTimes) - virtualNow + 1000);
+    deliveries.checkerRuns += 2;
+    await Promise.all([invoke(() => runtime.runChecker()), invoke(() => runtime.runChecker())]);
+    await runtime.tasks.drain();
+    await checkReappearances();
+  }
+  progress(`housekeeping: ${finalRounds} checker rounds after the run`);
+
+  async function clickRetries(current: Visit[]): Promise<void> {
+    const clickable = current.filter(
       (visit) =>
         (visit.status === "partial" || visit.status === "failed") &&
         visit.error?.retryable === true &&
@@ -270,56 +644,152 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     );
   }
 
-  function retriesSettled(states: Visit[]): boolean {
-    return states.every(
+  function retriesSettled(current: Visit[]): boolean {
+    return current.every(
       (visit) => !visit.error?.retryable || (retryClicks.get(visit.id) ?? 0) >= MAX_RETRY_CLICKS_PER_VISIT,
     );
   }
 
-  const report = await measure(runtime, visitIds, {
+  const report = await measure(runtime, visits, recordingsByMarker, {
     settings,
     deliveries,
+    deletions,
+    reuploads: {
+      ...reuploads,
+      accepted: [...seenRecordings.values()].reduce((sum, generations) => sum + generations.size - 1, 0),
+      badFirstRecordings,
+    },
+    finalRounds,
+    reappeared,
+    reappearanceChecks,
     failpointCounts,
-    rounds: Math.min(round, settings.maxRounds),
+    rounds,
     drainSeconds: (Date.now() - startedMs) / 1000,
-    virtualMinutes: clockOffsetMs / 60_000,
+    virtualMinutes: Math.round(clockOffsetMs / 6_000) / 10,
     zombieWritesRejected: events.filter((e) => e.event === "stale_write_rejected").length,
     openAiCallsByVisit: countOpenAiCalls(events),
-    virtualNow: new Date(Date.now() + clockOffsetMs),
+    virtualNow: new Date(virtualNowMs()),
   });
   installRuntimeHooks({ clock: undefined, failpoint: undefined, onLog: undefined });
   await runtime.close();
   return report;
 }
 
-async function readStates(visitIds: string[]): Promise<Visit[]> {
-  return Promise.all(visitIds.map((id) => readVisit(id)));
+/** The visits that exist, in one read (through the pipeline's typed converter). */
+async function readVisits(visitIds: string[]): Promise<Visit[]> {
+  // getAll() applies each reference's converter (its typing does not say so).
+  const snapshots = (await db().getAll(...visitIds.map((id) => visitRef(id)))) as DocumentSnapshot<VisitFields>[];
+  return snapshots.flatMap((snapshot) => {
+    const fields = snapshot.data();
+    return fields ? [{ id: snapshot.id, ...fields }] : [];
+  });
+}
+
+/** What a stalled invocation still does once released. */
+function zombieWork(zombie: Zombie): Promise<unknown> {
+  return zombie.control.work ?? Promise.resolve();
+}
+
+function taskVisitId(data: unknown): string | null {
+  const visitId = typeof data === "object" && data !== null ? (data as { visitId?: unknown }).visitId : undefined;
+  return typeof visitId === "string" ? visitId : null;
+}
+
+/** The fake AssemblyAI's transcript of a recording: the visit's script, every turn marked with the recording. */
+function recordingOutcome(language: "en" | "es", marker: string, bad: boolean): TranscriptOutcome {
+  if (bad) return { kind: "error", error: ASSEMBLYAI_ERROR_MESSAGES.unsupportedFormat };
+  return {
+    kind: "transcript",
+    languageCode: language,
+    languageConfidence: 0.97,
+    turns: loadVisitScript(`visit-${language}`).map((turn) => ({ speaker: turn.speaker, text: `${marker} ${turn.text}` })),
+  };
+}
+
+/** When the checker's housekeeping is next due: tombstone sweeps and provider-delete retries. */
+async function housekeepingDue(existing: Visit[]): Promise<number[]> {
+  const tombstones = await db().collection("deletedVisits").get();
+  const sweeps = tombstones.docs.flatMap((doc) => {
+    const sweepAt: unknown = doc.get("sweepAt");
+    return sweepAt instanceof Timestamp ? [sweepAt.toMillis()] : [];
+  });
+  const providerDeletes = existing.flatMap((visit) => (visit.providerCleanupDueAt ? [visit.providerCleanupDueAt.getTime()] : []));
+  return [...sweeps, ...providerDeletes];
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+function decodedPath(audioUrl: string): string {
+  try {
+    return decodeURIComponent(new URL(audioUrl).pathname);
+  } catch {
+    return "";
+  }
+}
+
 function visitIdOfAudioUrl(audioUrl: string): string | undefined {
-  return /\/visits\/([^/]+)\//.exec(decodeURIComponent(new URL(audioUrl).pathname))?.[1];
+  return /\/visits\/([^/]+)\//.exec(decodedPath(audioUrl))?.[1];
+}
+
+/** The object name a (signed) audio URL reads: `users/…/visits/…/file`. */
+function objectPathOfAudioUrl(audioUrl: string): string | undefined {
+  return /\/(users\/[^/]+\/visits\/[^/]+\/[^/]+)$/.exec(decodedPath(audioUrl))?.[1];
+}
+
+function markersIn(text: string): Set<string> {
+  return new Set([...text.matchAll(MARKER_PATTERN)].map((match) => match[0]));
+}
+
+/** Jobs AssemblyAI still holds (not deleted), read through its list endpoint with faults off. */
+async function liveProviderJobIds(runtime: LocalRuntime): Promise<Set<string>> {
+  runtime.assemblyai.faults.setRandom(null);
+  const live = new Set<string>();
+  let beforeId: string | undefined;
+  for (;;) {
+    const query = `limit=200${beforeId === undefined ? "" : `&before_id=${beforeId}`}`;
+    const response = await fetch(`${runtime.assemblyai.baseUrl}/v2/transcript?${query}`, {
+      headers: { authorization: process.env.ASSEMBLYAI_API_KEY ?? "" },
+    });
+    if (!response.ok) throw new Error(`listing AssemblyAI jobs failed: HTTP ${response.status}`);
+    const page = (await response.json()) as { transcripts: { id: string; audio_url: string | null }[] };
+    for (const job of page.transcripts) if (job.audio_url !== "http://deleted_by_user") live.add(job.id);
+    if (page.transcripts.length < 200) return live;
+    beforeId = page.transcripts.at(-1)?.id;
+  }
+}
+
+interface MeasureContext {
+  settings: ChaosReport["options"];
+  deliveries: ChaosReport["deliveries"];
+  deletions: ChaosReport["deletions"];
+  reuploads: Omit<ChaosReport["reuploads"], "visitsOnLaterRecording">;
+  finalRounds: number;
+  reappeared: Set<string>;
+  reappearanceChecks: number;
+  failpointCounts: { crashes: number; stalls: number };
+  rounds: number;
+  drainSeconds: number;
+  virtualMinutes: number;
+  zombieWritesRejected: number;
+  openAiCallsByVisit: Map<string, number>;
+  virtualNow: Date;
 }
 
 async function measure(
   runtime: LocalRuntime,
-  visitIds: string[],
-  context: {
-    settings: ChaosReport["options"];
-    deliveries: ChaosReport["deliveries"];
-    failpointCounts: { crashes: number; stalls: number };
-    rounds: number;
-    drainSeconds: number;
-    virtualMinutes: number;
-    zombieWritesRejected: number;
-    openAiCallsByVisit: Map<string, number>;
-    virtualNow: Date;
-  },
+  visits: ChaosVisit[],
+  recordingsByMarker: Map<string, { visit: ChaosVisit; recording: Recording }>,
+  context: MeasureContext,
 ): Promise<ChaosReport> {
-  const states = await readStates(visitIds);
+  const states = await readVisits(visits.map((visit) => visit.visitId));
+  if (states.some((visit) => !(visit.createdAt instanceof Date))) throw new Error("visits read without the pipeline's converter");
+  const existingIds = new Set(states.map((visit) => visit.id));
+  const tombstones = new Map((await db().collection("deletedVisits").get()).docs.map((doc) => [doc.id, doc]));
+  const deleted = visits.filter((visit) => visit.deleted || tombstones.has(visit.visitId));
+  for (const visit of deleted) if (existingIds.has(visit.visitId)) context.reappeared.add(visit.visitId);
+
   const byStatus: Record<string, number> = {};
   const errorCodes: Record<string, number> = {};
   for (const visit of states) {
@@ -327,39 +797,48 @@ async function measure(
     if (visit.error) errorCodes[visit.error.code] = (errorCodes[visit.error.code] ?? 0) + 1;
   }
 
-  // Provider-side truth: every job AssemblyAI created, grouped by visit and by signed URL
-  // (each attempt signs its own URL; in-call retries of one attempt reuse it).
+  // Provider-side truth: every job AssemblyAI created, grouped by recording (object name), by
+  // visit and by signed URL (each attempt signs its own URL; in-call retries of one attempt reuse it).
   const jobs = runtime.assemblyai.jobRecords();
+  const liveJobs = await liveProviderJobIds(runtime);
+  const jobsById = new Map(jobs.map((job) => [job.id, job]));
   const jobsByVisit = groupBy(jobs, (job) => visitIdOfAudioUrl(job.audioUrl) ?? "?");
+  const jobsByRecording = groupBy(jobs, (job) => objectPathOfAudioUrl(job.audioUrl) ?? "?");
   const submitsPerUrl = [...groupBy(jobs, (job) => job.audioUrl).values()].map((group) => group.length);
   const artifacts = new Map(
-    (await db().getAll(...visitIds.map((id) => db().doc(`visits/${id}/artifacts/transcript`)))).map((snap) => [
+    (await db().getAll(...visits.map((visit) => db().doc(`visits/${visit.visitId}/artifacts/transcript`)))).map((snap) => [
       snap.ref.parent.parent?.id ?? "",
       snap.data(),
     ]),
   );
 
-  const nowMs = Date.now();
+  // The fake AssemblyAI's times are virtual too.
+  const nowMs = context.virtualNow.getTime();
+  const isCompleted = (job: JobRecord) => job.outcome !== "error" && job.finishesAt <= nowMs;
   let transcriptsLost = 0;
   let orphanedProviderJobs = 0;
-  let submitsWhileTranscriptExisted = 0;
-  for (const visitId of visitIds) {
-    const visitJobs = (jobsByVisit.get(visitId) ?? []).sort((a, b) => a.createdAt - b.createdAt);
-    const completed = visitJobs.filter((job) => job.outcome !== "error" && job.finishesAt <= nowMs);
-    const savedId = artifacts.get(visitId)?.transcriptId as string | undefined;
+  for (const visit of states) {
+    // The visit's current recording: earlier ones were replaced on purpose (checked below).
+    const completed = (visit.audio ? (jobsByRecording.get(visit.audio.path) ?? []) : []).filter(isCompleted);
+    const artifact = artifacts.get(visit.id);
+    const savedId = artifact?.generation === visit.audio?.generation ? (artifact?.transcriptId as string | undefined) : undefined;
     if (completed.length > 0 && !savedId) transcriptsLost++;
     orphanedProviderJobs += completed.filter((job) => job.id !== savedId).length;
-    // A submit made after an earlier job of the same visit had already completed.
-    submitsWhileTranscriptExisted += visitJobs.filter((job) =>
+  }
+  // A submit made after an earlier job of the same recording had already completed.
+  let submitsWhileTranscriptExisted = 0;
+  for (const recordingJobs of jobsByRecording.values()) {
+    const completed = recordingJobs.filter(isCompleted);
+    submitsWhileTranscriptExisted += recordingJobs.filter((job) =>
       completed.some((done) => done.id !== job.id && done.finishesAt <= job.createdAt),
     ).length;
   }
 
-  const openAiCalls = visitIds.map((id) => context.openAiCallsByVisit.get(id) ?? 0);
+  const openAiCalls = visits.map((visit) => context.openAiCallsByVisit.get(visit.visitId) ?? 0);
   const summariesWritten = states.map((visit) => visit.history.filter((entry) => entry.event === "summary_saved").length);
   const duplicateActionItems = await countDuplicateActionItems(states);
   const backwardsStatusMoves = states.reduce((sum, visit) => sum + backwardsMoves(visit), 0);
-  const submitsPerVisit = visitIds.map((id) => jobsByVisit.get(id)?.length ?? 0);
+  const submitsPerVisit = visits.map((visit) => jobsByVisit.get(visit.visitId)?.length ?? 0);
 
   const faultKinds: Record<string, number> = {};
   for (const fault of [...runtime.assemblyai.faults.injected, ...runtime.openai.faults.injected]) {
@@ -368,8 +847,37 @@ async function measure(
   const terminal = states.filter((visit) => isTerminal(visit.status)).length;
   const maxSubmitsPerAttempt = Math.max(0, ...submitsPerUrl);
 
+  const deletedFound = await findDeletedLeftovers(runtime, deleted, jobs, liveJobs);
+  const deletedLeftovers = deletedFound.counts;
+  const deletedLeftoverTotal = Object.values(deletedLeftovers).reduce((a, b) => a + b, 0);
+  const unsettledTombstones = [...tombstones.values()].filter(
+    (doc) => doc.get("sweepAt") !== null || (doc.get("pendingProviderDeletes") as unknown[] | undefined)?.length,
+  ).length;
+  const sweepsRun = [...tombstones.values()].reduce((sum, doc) => sum + Number(doc.get("sweeps") ?? 0), 0);
+  const earlierFound = await findEarlierRecordingLeftovers(runtime, states, jobs, liveJobs);
+  const earlierLeftovers = earlierFound.counts;
+  const earlierLeftoverTotal = Object.values(earlierLeftovers).reduce((a, b) => a + b, 0);
+  const summarySources = checkSummarySources(runtime, states, artifacts, jobsById, recordingsByMarker);
+  const recordingOf = (visit: Visit) =>
+    [...recordingsByMarker.values()].find(
+      (entry) => entry.visit.visitId === visit.id && entry.recording.generation === visit.audio?.generation,
+    )?.recording;
+  const visitsOnLaterRecording = states.filter((visit) => (recordingOf(visit)?.number ?? 0) > 0).length;
+  // A visit whose recording is gone from Storage although nothing marked it deleted (the fake
+  // AssemblyAI does not download, so such a visit can still complete here; in production its
+  // transcription would fail). Reported, not an invariant: see docs/reliability.md.
+  const liveObjects = new Set(runtime.storage.objects().map((object) => `${object.name}#${object.generation}`));
+  const recordingsMissing = states
+    .filter((visit) => visit.audio && !visit.audio.deletedAt && !liveObjects.has(`${visit.audio.path}#${visit.audio.generation}`))
+    .map((visit) => `${visit.id} (${visit.status})`);
+  const accountedFor = states.length + deleted.length - context.reappeared.size === visits.length;
+
   const invariants: Invariant[] = [
-    { name: "every visit terminal", ok: terminal === states.length, detail: `${terminal}/${states.length}` },
+    {
+      name: "every visit terminal",
+      ok: terminal === states.length && accountedFor,
+      detail: `${terminal}/${states.length} existing visits; ${deleted.length} deleted; ${states.length + deleted.length}/${visits.length} accounted for`,
+    },
     { name: "no transcript lost", ok: transcriptsLost === 0, detail: `${transcriptsLost} visits with a completed job but no saved transcript` },
     {
       name: "never two submits for one (visit, generation, attempt)",
@@ -387,11 +895,33 @@ async function measure(
       ok: backwardsStatusMoves === 0,
       detail: `${backwardsStatusMoves} backward moves`,
     },
+    {
+      name: "no deleted visit reappears",
+      ok: context.reappeared.size === 0,
+      detail: `${context.reappeared.size} of ${deleted.length} deleted visits seen again (checked at ${context.reappearanceChecks} rounds and at the end)`,
+    },
+    {
+      name: "nothing of a deleted visit remains",
+      ok: deletedLeftoverTotal === 0 && unsettledTombstones === 0,
+      detail: `${formatLeftovers(deletedLeftovers)} over ${deleted.length} deleted visits; ${unsettledTombstones} tombstones unsettled after ${sweepsRun} sweeps`,
+    },
+    {
+      name: "no visit summarized from another recording's transcript",
+      ok: summarySources.fromOtherRecording === 0 && summarySources.mixedRequests === 0,
+      detail: `${summarySources.fromOtherRecording} of ${summarySources.checked} completed visits (${summarySources.onLaterRecording} on a later recording); ${summarySources.mixedRequests} OpenAI requests mixing recordings`,
+    },
+    {
+      name: "nothing of an earlier recording survives a re-upload",
+      ok: earlierLeftoverTotal === 0,
+      detail: `${formatLeftovers(earlierLeftovers)} over ${visitsOnLaterRecording} visits on a later recording (${context.reuploads.accepted} re-uploads accepted)`,
+    },
   ];
 
   return {
     options: context.settings,
-    visits: states.length,
+    visits: visits.length,
+    existing: states.length,
+    deleted: deleted.length,
     terminal,
     byStatus,
     errorCodes,
@@ -405,6 +935,15 @@ async function measure(
     duplicateActionItems,
     backwardsStatusMoves,
     deliveries: context.deliveries,
+    deletions: context.deletions,
+    reuploads: { ...context.reuploads, visitsOnLaterRecording },
+    recordingsMissing,
+    sweeps: { finalRounds: context.finalRounds, tombstones: tombstones.size, sweepsRun, unsettled: unsettledTombstones },
+    deletedLeftovers,
+    reappeared: context.reappeared.size,
+    reappearanceChecks: context.reappearanceChecks,
+    earlierRecordingLeftovers: earlierLeftovers,
+    summarySources,
     failpoints: { ...context.failpointCounts, zombieWritesRejected: context.zombieWritesRejected },
     faultsInjected: {
       assemblyai: runtime.assemblyai.faults.injected.length,
@@ -416,7 +955,175 @@ async function measure(
     virtualMinutes: context.virtualMinutes,
     invariants,
     stuck: await describeStuck(states.filter((visit) => !isTerminal(visit.status)), context.virtualNow),
+    leftovers: [...deletedFound.where, ...earlierFound.where],
   };
+}
+
+function formatLeftovers(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .map(([kind, count]) => `${count} ${kind}`)
+    .join(", ");
+}
+
+/** Counts per kind, plus where: one line per visit with something left (ids and counts, no content). */
+interface Leftovers<Kind extends string> {
+  counts: Record<Kind, number>;
+  where: string[];
+}
+
+function tally<Kind extends string>(leftovers: Leftovers<Kind>, visitId: string, found: Record<Kind, number>, what: string): void {
+  const present = Object.entries<number>(found).filter(([, count]) => count > 0);
+  for (const [kind, count] of present) leftovers.counts[kind as Kind] += count;
+  if (present.length > 0) leftovers.where.push(`${visitId} (${what}): ${present.map(([kind, count]) => `${count} ${kind}`).join(", ")}`);
+}
+
+/**
+ * Everything of the deleted visits still stored anywhere: subcollections (queried directly — the
+ * embedded Firestore has no collection groups), action items, the retry window, Storage objects
+ * under the visit's folder, and jobs AssemblyAI still holds for its recordings.
+ */
+async function findDeletedLeftovers(
+  runtime: LocalRuntime,
+  deleted: ChaosVisit[],
+  jobs: JobRecord[],
+  liveJobs: Set<string>,
+): Promise<Leftovers<LeftoverKind>> {
+  const leftovers: Leftovers<LeftoverKind> = {
+    counts: { visitDocuments: 0, artifacts: 0, pages: 0, claims: 0, actionItems: 0, rateLimits: 0, storageObjects: 0, liveProviderJobs: 0 },
+    where: [],
+  };
+  const objects = runtime.storage.objects();
+  await Promise.all(
+    deleted.map(async (visit) => {
+      const id = visit.visitId;
+      const [visitDoc, artifacts, pages, claims, actions, rateLimit] = await Promise.all([
+        db().doc(`visits/${id}`).get(),
+        db().collection(`visits/${id}/artifacts`).get(),
+        db().collection(`visits/${id}/artifacts/transcript/pages`).get(),
+        db().collection(`visits/${id}/claims`).get(),
+        db().collection("actions").where("visitId", "==", id).get(),
+        db().doc(`rateLimits/visit-${id}`).get(),
+      ]);
+      const live = jobs.filter((job) => visitIdOfAudioUrl(job.audioUrl) === id && liveJobs.has(job.id));
+      const jobTimes = live.map((job) => `job ${job.outcome} created ${visit.deletionStartedMs === null ? "?" : job.createdAt - visit.deletionStartedMs} ms after the deletion started`);
+      tally(leftovers, id, {
+        visitDocuments: visitDoc.exists ? 1 : 0,
+        artifacts: artifacts.size,
+        pages: pages.size,
+        claims: claims.size,
+        actionItems: actions.size,
+        rateLimits: rateLimit.exists ? 1 : 0,
+        storageObjects: objects.filter((object) => object.name.startsWith(`users/${visit.uid}/visits/${id}/`)).length,
+        liveProviderJobs: live.length,
+      }, `deleted; claims ${claims.docs.map((doc) => doc.id).join(" ") || "none"}${jobTimes.map((line) => `; ${line}`).join("")}`);
+    }),
+  );
+  return leftovers;
+}
+
+/**
+ * What belongs to a recording other than the visit's current one: the transcript artifact and its
+ * pages, work claims (gate claims — check, retry — belong to no recording), Storage objects and
+ * jobs AssemblyAI still holds.
+ */
+async function findEarlierRecordingLeftovers(
+  runtime: LocalRuntime,
+  states: Visit[],
+  jobs: JobRecord[],
+  liveJobs: Set<string>,
+): Promise<Leftovers<EarlierLeftoverKind>> {
+  const leftovers: Leftovers<EarlierLeftoverKind> = {
+    counts: { artifacts: 0, pages: 0, claims: 0, storageObjects: 0, liveProviderJobs: 0 },
+    where: [],
+  };
+  const objects = runtime.storage.objects();
+  await Promise.all(
+    states.map(async (visit) => {
+      const generation = visit.audio?.generation;
+      const currentPath = visit.audio?.path;
+      const folder = `users/${visit.userId}/visits/${visit.id}/`;
+      const [artifacts, pages, claims] = await Promise.all([
+        db().collection(`visits/${visit.id}/artifacts`).get(),
+        db().collection(`visits/${visit.id}/artifacts/transcript/pages`).get(),
+        db().collection(`visits/${visit.id}/claims`).get(),
+      ]);
+      const earlierClaims = claims.docs.filter((doc) => {
+        const claimed: unknown = doc.get("generation");
+        return typeof claimed === "string" && claimed !== generation;
+      });
+      tally(leftovers, visit.id, {
+        artifacts: artifacts.docs.filter((doc) => doc.get("generation") !== generation).length,
+        pages: pages.docs.filter((doc) => doc.get("generation") !== generation || !doc.id.startsWith(`${generation}-`)).length,
+        claims: earlierClaims.length,
+        storageObjects: objects.filter((object) => object.name.startsWith(folder) && object.name !== currentPath).length,
+        liveProviderJobs: jobs.filter((job) => {
+          const path = objectPathOfAudioUrl(job.audioUrl);
+          return path?.startsWith(folder) === true && path !== currentPath && liveJobs.has(job.id);
+        }).length,
+      }, `${visit.status} on generation ${generation ?? "none"}; earlier claims ${earlierClaims.map((doc) => doc.id).join(" ") || "none"}`);
+    }),
+  );
+  return leftovers;
+}
+
+/**
+ * For every completed visit, the transcript its summary was made from is its current recording's:
+ * the artifact belongs to the visit's generation and to a job AssemblyAI ran on that recording's
+ * object; the summary (the fake OpenAI builds it from the prompt's sentences) names that recording
+ * and no other; and the last prompt OpenAI received for the visit carried that recording's text.
+ */
+function checkSummarySources(
+  runtime: LocalRuntime,
+  states: Visit[],
+  artifacts: Map<string, Record<string, unknown> | undefined>,
+  jobsById: Map<string, JobRecord>,
+  recordingsByMarker: Map<string, { visit: ChaosVisit; recording: Recording }>,
+): ChaosReport["summarySources"] {
+  const promptsByVisit = new Map<string, Set<string>[]>();
+  let mixedRequests = 0;
+  for (const request of runtime.openai.requests) {
+    const markers = markersIn(promptText(request.body));
+    if (markers.size === 0) continue;
+    if (markers.size > 1) mixedRequests++;
+    for (const marker of markers) {
+      const visitId = recordingsByMarker.get(marker)?.visit.visitId ?? "?";
+      promptsByVisit.set(visitId, [...(promptsByVisit.get(visitId) ?? []), markers]);
+    }
+  }
+  const result = { checked: 0, onLaterRecording: 0, fromOtherRecording: 0, mixedRequests };
+  for (const visit of states.filter((v) => v.status === "completed")) {
+    result.checked++;
+    const recording = [...recordingsByMarker.values()].find(
+      (entry) => entry.visit.visitId === visit.id && entry.recording.generation === visit.audio?.generation,
+    )?.recording;
+    if (recording && recording.number > 0) result.onLaterRecording++;
+    const artifact = artifacts.get(visit.id);
+    const transcriptId: unknown = artifact?.transcriptId;
+    const job = typeof transcriptId === "string" ? jobsById.get(transcriptId) : undefined;
+    const summaryMarkers = markersIn(JSON.stringify(visit.summary ?? {}));
+    const lastPrompt = promptsByVisit.get(visit.id)?.at(-1);
+    const onlyCurrent = (markers: Set<string> | undefined) => recording !== undefined && markers?.size === 1 && markers.has(recording.marker);
+    const fromCurrent =
+      recording !== undefined &&
+      visit.audio !== null &&
+      artifact?.generation === visit.audio.generation &&
+      job !== undefined &&
+      objectPathOfAudioUrl(job.audioUrl) === visit.audio.path &&
+      onlyCurrent(summaryMarkers) &&
+      onlyCurrent(lastPrompt);
+    if (!fromCurrent) result.fromOtherRecording++;
+  }
+  return result;
+}
+
+/** The user messages of a chat completion request (where the transcript goes). */
+function promptText(body: unknown): string {
+  const messages = typeof body === "object" && body !== null ? (body as { messages?: unknown }).messages : undefined;
+  if (!Array.isArray(messages)) return "";
+  return messages
+    .filter((message): message is { role: string; content: unknown } => typeof message === "object" && message !== null && (message as { role?: unknown }).role === "user")
+    .map((message) => (typeof message.content === "string" ? message.content : JSON.stringify(message.content)))
+    .join("\n");
 }
 
 async function describeStuck(visits: Visit[], virtualNow: Date): Promise<string[]> {
@@ -433,7 +1140,6 @@ async function describeStuck(visits: Visit[], virtualNow: Date): Promise<string[
   );
 }
 
-/** Items per visit beyond what its summary lists, plus items for visits without a summary. */
 /** The order in which a visit normally progresses; used to tell a forward move from a backward one. */
 const STATUS_RANK: Record<VisitStatus, number> = {
   pending: 0,
@@ -444,6 +1150,7 @@ const STATUS_RANK: Record<VisitStatus, number> = {
   failed: 3,
 };
 
+/** Items per visit beyond what its summary lists, plus items for visits without a summary. */
 async function countDuplicateActionItems(states: Visit[]): Promise<number> {
   const snapshot = await db().collection("actions").get();
   const perVisit = groupBy(snapshot.docs, (doc) => String(doc.get("visitId")));

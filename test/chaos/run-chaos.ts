@@ -1,4 +1,4 @@
-// `npm run chaos -- --visits 200 --fault-rate 0.25 [--seed 7] [--json]`: runs the chaos suite and
+// `npm run chaos -- --visits 200 --fault-rate 0.25 [--seed 7] [--delete-rate 0.12] [--json]`: runs the chaos suite and
 // prints its figures and invariants. Exit code 0 only if every invariant holds.
 
 import { parseArgs } from "node:util";
@@ -12,14 +12,22 @@ async function main(): Promise<number> {
       visits: { type: "string", default: "200" },
       "fault-rate": { type: "string", default: "0.25" },
       seed: { type: "string", default: "7" },
+      "delete-rate": { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
   const visits = Number(values.visits);
   const faultRate = Number(values["fault-rate"]);
   const seed = Number(values.seed);
-  if (!Number.isInteger(visits) || visits < 1 || !(faultRate >= 0 && faultRate <= 1) || !Number.isInteger(seed)) {
-    console.error("usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--json]");
+  const deleteRate = values["delete-rate"] === undefined ? undefined : Number(values["delete-rate"]);
+  if (
+    !Number.isInteger(visits) ||
+    visits < 1 ||
+    !(faultRate >= 0 && faultRate <= 1) ||
+    !Number.isInteger(seed) ||
+    (deleteRate !== undefined && !(deleteRate >= 0 && deleteRate <= 1))
+  ) {
+    console.error("usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--json]");
     return 2;
   }
   // The functions log every step as JSON; keep the terminal to progress and figures.
@@ -30,6 +38,7 @@ async function main(): Promise<number> {
       visits,
       faultRate,
       seed,
+      ...(deleteRate === undefined ? {} : { deleteRate }),
       onProgress: values.json ? undefined : (line) => capture.print(`${line}\n`),
     });
   } finally {
@@ -42,24 +51,32 @@ async function main(): Promise<number> {
 
 function printReport(report: ChaosReport): void {
   const o = report.options;
+  const d = report.deletions;
+  const r = report.reuploads;
   const lines = [
     "",
-    `Chaos run: ${report.visits} visits, fault rate ${o.faultRate}, seed ${o.seed}, crash ${o.crashRate}, stall ${o.stallRate}`,
-    `  drained in ${report.drainSeconds} s (${report.rounds} checker rounds, ${report.virtualMinutes} virtual minutes)`,
-    `  terminal: ${report.terminal}/${report.visits} — ${formatCounts(report.byStatus)}`,
+    `Chaos run: ${report.visits} visits, fault rate ${o.faultRate}, seed ${o.seed}, crash ${o.crashRate}, stall ${o.stallRate}, delete ${o.deleteRate}, re-upload ${o.reuploadRate}, bad recordings ${o.badRecordingRate}`,
+    `  drained in ${report.drainSeconds} s (${report.rounds} checker rounds + ${report.sweeps.finalRounds} housekeeping rounds, ${report.virtualMinutes} virtual minutes)`,
+    `  terminal: ${report.terminal}/${report.existing} existing visits — ${formatCounts(report.byStatus)}; deleted: ${report.deleted}`,
     `  final error codes: ${formatCounts(report.errorCodes) || "none"}`,
     `  transcripts lost: ${report.transcriptsLost}; completed provider jobs not used: ${report.orphanedProviderJobs}`,
     `  AssemblyAI jobs: max per (visit, generation, attempt) ${report.maxSubmitsPerAttempt}; per visit max ${report.submitsPerVisit.max}, mean ${report.submitsPerVisit.mean}`,
     `  submits while a completed transcript existed: ${report.submitsWhileTranscriptExisted}`,
     `  OpenAI calls per visit: max ${report.openAiCallsPerVisit.max}, mean ${report.openAiCallsPerVisit.mean}; summaries written per visit: max ${report.summariesWrittenPerVisit.max}`,
     `  duplicate action items: ${report.duplicateActionItems}; backwards status moves: ${report.backwardsStatusMoves}`,
-    `  deliveries: ${report.deliveries.uploads} uploads (${report.deliveries.duplicateUploads} duplicates), ${report.deliveries.checkerRuns} checker runs (overlapping pairs), ${report.deliveries.retryClicks} retry clicks (${report.deliveries.retriesAccepted} accepted)`,
+    `  deliveries: ${report.deliveries.uploads} uploads (${report.deliveries.duplicateUploads} duplicates, ${report.deliveries.redelivered} redelivered after throwing), ${report.deliveries.checkerRuns} checker runs (overlapping pairs), ${report.deliveries.retryClicks} retry clicks (${report.deliveries.retriesAccepted} accepted)`,
+    `  deletions: ${d.visitsDeleted} visits deleted by ${d.calls} calls (${d.concurrentPairs} concurrent pairs; answers: ${d.alreadyDeletedAnswers} already deleted, ${d.notFoundAnswers} not found, ${d.errors} errors)`,
+    `    ${d.ofVisitsInFlight} of visits in flight, ${d.whileZombiesPending} while zombies were pending (${d.ofZombieVisits} of the zombie's own visit), ${d.racingFirstUploads} racing the first upload, ${d.racingReuploads} racing a re-upload; ${d.lateDeliveriesAfterDeletion} deliveries after the deletion`,
+    `  re-uploads: ${r.recordings} new recordings into failed visits (${r.accepted} replaced the earlier one; ${r.duplicateDeliveries} delivered twice at once, ${r.lateDuplicates} again later); ${r.badFirstRecordings} bad first recordings; ${r.visitsOnLaterRecording} visits end on a later recording`,
+    `  visits whose recording is gone from Storage without being marked deleted: ${report.recordingsMissing.length}${report.recordingsMissing.length > 0 ? ` — ${report.recordingsMissing.join(", ")}` : ""}`,
+    `  sweeps: ${report.sweeps.tombstones} tombstones, ${report.sweeps.sweepsRun} sweeps run, ${report.sweeps.unsettled} unsettled; deleted visits seen again: ${report.reappeared} (${report.reappearanceChecks} checks)`,
     `  failpoints: ${report.failpoints.crashes} crashes, ${report.failpoints.stalls} stalls (zombies); stale writes rejected: ${report.failpoints.zombieWritesRejected}`,
     `  faults injected: AssemblyAI ${report.faultsInjected.assemblyai}, OpenAI ${report.faultsInjected.openai} — ${formatCounts(report.faultsInjected.byKind)}`,
     "",
     "Invariants:",
     ...report.invariants.map((i) => `  ${i.ok ? "PASS" : "FAIL"}  ${i.name} (${i.detail})`),
     ...(report.stuck.length > 0 ? ["", "Not finished:", ...report.stuck.map((line) => `  ${line}`)] : []),
+    ...(report.leftovers.length > 0 ? ["", "Left over:", ...report.leftovers.map((line) => `  ${line}`)] : []),
   ];
   console.log(lines.join("\n"));
 }
