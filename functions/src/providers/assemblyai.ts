@@ -123,6 +123,8 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
 
     findTranscriptByAudioUrl: (hashes, since) => findByAudioUrl(service, hashes, since),
 
+    findTranscriptsReadingObjects: (objectPrefix, since) => findByObjectPrefix(service, objectPrefix, since),
+
     deleteTranscript: (transcriptId) => deleteJob(service, transcriptId),
 
     async check(transcriptId) {
@@ -167,12 +169,7 @@ async function findByAudioUrl(
 ): Promise<string | null> {
   let beforeId: string | undefined;
   for (let page = 0; page < RECOVERY_PAGES; page++) {
-    const body = await callSdk(() =>
-      service.list({ limit: RECOVERY_PAGE_SIZE, ...(beforeId ? { before_id: beforeId } : {}) }),
-    );
-    const parsed = ListSchema.safeParse(body);
-    if (!parsed.success) throw new PipelineError("provider_bad_response", { detail: "transcript list shape" });
-    const items = parsed.data.transcripts;
+    const items = await listPage(service, beforeId);
     const sent = items.filter((item) => item.audio_url && hashes.has(audioUrlHash(item.audio_url)));
     // A job that already failed is not worth adopting (submitting again is the right move then),
     // nor worth keeping: no claim knows its id, so nothing else would ever delete it, and it holds
@@ -185,6 +182,37 @@ async function findByAudioUrl(
     beforeId = oldest.id;
   }
   return null;
+}
+
+/** Every job since `since` (newest first, bounded) whose audio URL reads an object under `objectPrefix`. */
+async function findByObjectPrefix(service: ClassifyingTranscriptService, objectPrefix: string, since: Date): Promise<string[]> {
+  const found: string[] = [];
+  let beforeId: string | undefined;
+  for (let page = 0; page < RECOVERY_PAGES; page++) {
+    const items = await listPage(service, beforeId);
+    for (const item of items) if (item.audio_url && readsObjectUnder(item.audio_url, objectPrefix)) found.push(item.id);
+    const oldest = items.at(-1);
+    if (!oldest || items.length < RECOVERY_PAGE_SIZE || createdBefore(oldest.created, since)) break;
+    beforeId = oldest.id;
+  }
+  return found;
+}
+
+async function listPage(service: ClassifyingTranscriptService, beforeId: string | undefined) {
+  const body = await callSdk(() => service.list({ limit: RECOVERY_PAGE_SIZE, ...(beforeId ? { before_id: beforeId } : {}) }));
+  const parsed = ListSchema.safeParse(body);
+  if (!parsed.success) throw new PipelineError("provider_bad_response", { detail: "transcript list shape" });
+  return parsed.data.transcripts;
+}
+
+/** A signed URL (or the emulator's media URL) names the object in its path; a deleted job's names none. */
+function readsObjectUnder(audioUrl: string, objectPrefix: string): boolean {
+  if (!URL.canParse(audioUrl)) return false;
+  try {
+    return decodeURIComponent(new URL(audioUrl).pathname).includes(`/${objectPrefix}`);
+  } catch {
+    return false;
+  }
 }
 
 async function deleteJob(service: ClassifyingTranscriptService, transcriptId: string): Promise<"deleted" | "already_gone"> {

@@ -44,6 +44,12 @@ export interface SpeechToText {
    */
   findTranscriptByAudioUrl(audioUrlHashes: ReadonlySet<string>, since: Date): Promise<string | null>;
   /**
+   * Every job created since `since`, whatever its status, whose audio URL reads an object under
+   * `objectPrefix` (a visit's folder, `users/{uid}/visits/{visitId}/`): the jobs that work racing
+   * a deletion created and no record names. The same bounded look-back as findTranscriptByAudioUrl.
+   */
+  findTranscriptsReadingObjects(objectPrefix: string, since: Date): Promise<string[]>;
+  /**
    * Deletes a transcript's data at AssemblyAI (text, audio URL, everything derived). Idempotent:
    * a job AssemblyAI no longer knows is "already_gone". Free.
    */

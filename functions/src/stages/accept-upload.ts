@@ -11,7 +11,7 @@ import { getTombstone } from "../store/tombstones.js";
 import { getVisit, markAudioDeleted, recordUpload } from "../store/visits.js";
 import type { UploadOutcome } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
-import { visitError } from "../visit/errors.js";
+import { PipelineError, visitError } from "../visit/errors.js";
 import { sameAudio } from "../visit/model.js";
 import type { AudioRef } from "../visit/model.js";
 import { normalizeMediaType, parseObjectSize, parseVisitUploadPath, validateUpload } from "../visit/upload.js";
@@ -65,7 +65,8 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
   const takesRecording =
     (!current && !(await getTombstone(visitId))) ||
     (current?.userId === uid && current.status === "failed" && !sameAudio(current.audio, audio));
-  if (current && takesRecording) await supersedeRecording(p, current, generation, deadlineMs);
+  const superseding = current !== null && takesRecording;
+  if (superseding) await supersedeRecording(p, current, generation, deadlineMs);
   let rejection = validation.ok ? null : visitError("upload", validation.code);
   if (!rejection && takesRecording) {
     const limits = await checkUploadLimits(p, { uid, visitId, recording: `${audio.bucket}/${audio.path}#${generation}` });
@@ -81,6 +82,12 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
     deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
     audioExpiresAt: p.config.audioRetentionDays > 0 ? addSeconds(now, p.config.audioRetentionDays * 86_400) : null,
   });
+  if (recorded.kind === "busy" && superseding) {
+    // A retry took the visit between replacing its recording and recording this one: the new
+    // recording is kept and the delivery retried (the retry ends on the deleted recording).
+    logs.uploadVisitBusy(visitId, recorded.status);
+    throw new PipelineError("provider_unavailable", { detail: "visit taken by a retry while its recording was replaced" });
+  }
   return reportUpload(p, recorded, { visitId, generation, audio, contentType: object.contentType }, deadlineMs);
 }
 

@@ -25,7 +25,7 @@ import { deleteTranscripts } from "../store/transcripts.js";
 import { finishUserDeletion, findUserDeletionsDue, keepUserDeletion } from "../store/user-deletions.js";
 import { deleteVisitDocument, getVisit, listUserVisits } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
-import { deleteAtAssemblyAi, findUnrecordedJobs } from "./provider-cleanup.js";
+import { deleteAtAssemblyAi, findJobsReadingVisitObjects, findUnrecordedJobs } from "./provider-cleanup.js";
 
 // The sweep runs after the longest invocation that could still be writing (a summarization's
 // lease) has surely ended; pending provider deletes are retried at the same pace.
@@ -119,7 +119,7 @@ async function eraseVisitData(
   visitId: string,
   tombstone: Tombstone,
   deadlineMs: number,
-): Promise<{ counts: DeletionCounts; pending: string[] }> {
+): Promise<{ counts: DeletionCounts; pending: string[]; searchAgain: boolean }> {
   const visit = await deleteVisitDocument(visitId);
   const [transcriptDocuments, claims, actionItems, rateLimits, storageObjects] = await Promise.all([
     deleteTranscripts(visitId, null),
@@ -129,7 +129,20 @@ async function eraseVisitData(
     tombstone.bucket ? deleteObjectsUnder(tombstone.bucket, `users/${tombstone.userId}/visits/${visitId}/`) : Promise.resolve(0),
   ]);
   const lostAnswers = await findUnrecordedJobs(p, visitId, claims.unrecorded, deadlineMs);
-  const provider = await deleteAtAssemblyAi(p, visitId, [...tombstone.pendingProviderDeletes, ...claims.transcriptIds, ...lostAnswers], deadlineMs);
+  // A sweep also asks AssemblyAI for every job reading the visit's objects: work that raced the
+  // deletion can leave one no record names (its claim erased before it sent, then its answer lost
+  // or its invocation dead). Looked for from before the deletion: work then in flight counts.
+  const racing =
+    tombstone.sweeps > 0
+      ? await findJobsReadingVisitObjects(p, { visitId, userId: tombstone.userId }, addSeconds(tombstone.deletedAt, -SWEEP_DELAY_SECONDS), deadlineMs)
+      : [];
+  const provider = await deleteAtAssemblyAi(
+    p,
+    visitId,
+    [...tombstone.pendingProviderDeletes, ...claims.transcriptIds, ...lostAnswers, ...(racing ?? [])],
+    deadlineMs,
+  );
+  const searchAgain = racing === null;
   const counts = addCounts(tombstone.removed, {
     visit,
     transcriptDocuments,
@@ -142,10 +155,11 @@ async function eraseVisitData(
   await recordDeletion(visitId, {
     removed: counts,
     pendingProviderDeletes: provider.failed,
-    // Swept once more either way (late writes); after that only while provider deletes are pending.
-    sweepAt: tombstone.sweeps === 0 || provider.failed.length > 0 ? addSeconds(p.now(), SWEEP_DELAY_SECONDS) : null,
+    // Swept once more either way (late writes); after that only while provider deletes are pending
+    // (or the search for jobs no record names could not run).
+    sweepAt: tombstone.sweeps === 0 || provider.failed.length > 0 || searchAgain ? addSeconds(p.now(), SWEEP_DELAY_SECONDS) : null,
   });
-  return { counts, pending: provider.failed };
+  return { counts, pending: provider.failed, searchAgain };
 }
 
 /** The checker's part: sweep deleted visits whose sweep is due (late writes, pending provider deletes). */
@@ -157,7 +171,7 @@ export async function sweepDeletedVisits(p: Pipeline, limit: number, deadlineMs:
     await recordDeletion(visitId, {
       removed: removed.counts,
       pendingProviderDeletes: removed.pending,
-      sweepAt: removed.pending.length > 0 ? addSeconds(p.now(), SWEEP_DELAY_SECONDS) : null,
+      sweepAt: removed.pending.length > 0 || removed.searchAgain ? addSeconds(p.now(), SWEEP_DELAY_SECONDS) : null,
       sweeps: swept.sweeps,
     });
     logs.deletedVisitSwept(visitId, removed.counts, removed.pending.length);

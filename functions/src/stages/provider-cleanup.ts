@@ -70,6 +70,29 @@ export async function findUnrecordedJobs(
   return found;
 }
 
+/**
+ * Every job AssemblyAI holds that reads one of the visit's objects (its folder, by the audio URL),
+ * created since `since`, whatever its status: what work racing the visit's deletion left there and
+ * no record names — a submission whose answer was lost after its claim was erased, or whose
+ * invocation died right after sending. Null when the search could not run (try again later).
+ */
+export async function findJobsReadingVisitObjects(
+  p: Pipeline,
+  visit: { visitId: string; userId: string },
+  since: Date,
+  deadlineMs: number,
+): Promise<string[] | null> {
+  const gate = await openProviderGate(p, "assemblyai", { visitId: visit.visitId, deadlineMs });
+  if (!gate.allowed) return null;
+  const folder = `users/${visit.userId}/visits/${visit.visitId}/`;
+  try {
+    return await gate.call("find_transcript", () => p.speech().findTranscriptsReadingObjects(folder, since));
+  } catch (thrown) {
+    logs.providerDeleteFailed(visit.visitId, asPipelineError(thrown));
+    return null;
+  }
+}
+
 /** This recording's jobs at AssemblyAI: the visit's own and any an earlier attempt created. */
 async function recordingJobs(visit: Visit): Promise<string[]> {
   const generation = visit.audio?.generation;

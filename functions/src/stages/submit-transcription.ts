@@ -28,6 +28,8 @@ function transcriptionStep(p: Pipeline): PaidStep<"assemblyai", Submission> {
     // A crashed try is retried only after the caller's whole time budget (upload trigger or checker).
     leaseSeconds: Math.max(TIMEOUTS.upload, TIMEOUTS.checker, TIMEOUTS.api) + 60,
     afterPaidCall: "after_transcription_submit",
+    // Retention (or a new upload replacing it) deleted the recording: a signed URL would only fail.
+    cannotRun: (visit) => (visit.audio?.deletedAt ? "audio_deleted" : null),
     async perform(work) {
       const audio = work.visit.audio;
       if (!audio) throw new PipelineError("internal_error", { detail: "pending visit without a recording" });

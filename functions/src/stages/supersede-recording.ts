@@ -8,12 +8,15 @@ import { deleteActionItems } from "../store/actions.js";
 import { deleteAudioGeneration } from "../store/audio-objects.js";
 import { deleteClaims } from "../store/claims.js";
 import { deleteTranscripts } from "../store/transcripts.js";
+import { markAudioDeleted } from "../store/visits.js";
 import type { Visit } from "../visit/model.js";
 import { deleteAtAssemblyAi, findUnrecordedJobs, settle } from "./provider-cleanup.js";
 
 export async function supersedeRecording(p: Pipeline, visit: Visit, newGeneration: string, deadlineMs: number): Promise<void> {
   const old = visit.audio;
   if (!old || old.generation === newGeneration) return;
+  // Marked first, so a retry racing this upload answers audio_deleted instead of resubmitting it.
+  await markAudioDeleted(visit.id, old.generation, p.now());
   const [transcriptDocuments, claims, actionItems, audio] = await Promise.all([
     deleteTranscripts(visit.id, newGeneration),
     deleteClaims(visit.id, old.generation),

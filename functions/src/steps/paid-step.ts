@@ -62,6 +62,8 @@ export interface PaidStep<P extends ProviderName, Output> {
   leaseSeconds: number;
   /** Where local runtimes crash or stall an attempt: right after its paid call returned. */
   afterPaidCall: FailpointName;
+  /** Why the visit cannot take this step at all (checked before anything is claimed), or null. */
+  cannotRun?(visit: Visit): ErrorCode | null;
   /** The paid work of one attempt. */
   perform(work: StepWork<P>): Promise<Output>;
   /**
@@ -153,6 +155,8 @@ async function startAttempt<P extends ProviderName, Output>(
   if (!visit || visit.status !== step.status || !visit.audio) return "not_ready";
   if (leaseIsLive(visit.lease, now)) return "busy";
   if (visit.deadlineAt && now >= visit.deadlineAt) return endStep(p, step, visit, "deadline_exceeded", null);
+  const impossible = step.cannotRun?.(visit) ?? null;
+  if (impossible) return endStep(p, step, visit, impossible, null);
   const generation = visit.audio.generation;
   const ledger = await readLedger(visit, step.stage, generation, step.recover !== undefined);
   const attempt = visit.attempts[step.stage] + 1;
