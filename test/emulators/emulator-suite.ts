@@ -172,13 +172,8 @@ type Ports = Record<EmulatorName | "hub" | "logging" | "eventarc" | "firestoreWe
 async function choosePorts(): Promise<Ports> {
   const names = ["auth", "functions", "tasks", "firestore", "storage", "pubsub", "hub", "logging", "eventarc", "firestoreWebsocket"] as const;
   const ports = {} as Ports;
-  const taken = new Set<number>();
-  for (const name of names) {
-    let port = await freePort();
-    while (taken.has(port)) port = await freePort();
-    taken.add(port);
-    ports[name] = port;
-  }
+  // freePort never hands out the same port twice in one process.
+  for (const name of names) ports[name] = await freePort();
   return ports;
 }
 

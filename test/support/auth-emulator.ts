@@ -32,7 +32,21 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..
 const PASSWORD = "test-password-1234";
 const OUTPUT_TAIL_CHARS = 20_000;
 
+/** Ports are picked before the CLI binds them; another process can take one in between. */
+const START_ATTEMPTS = 3;
+
 export async function startAuthEmulator(options: AuthEmulatorOptions = {}): Promise<AuthEmulator> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      const portTaken = error instanceof Error && /port taken|EADDRINUSE/i.test(error.message);
+      if (!portTaken || attempt >= START_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startOnce(options: AuthEmulatorOptions): Promise<AuthEmulator> {
   const projectId = options.projectId ?? "demo-visit-pipeline";
   const port = await freePort();
   const host = `127.0.0.1:${port}`;

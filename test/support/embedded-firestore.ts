@@ -45,8 +45,23 @@ export async function startFirestore(options: { forceEmbedded?: boolean } = {}):
   };
 }
 
-/** The server binds 0.0.0.0 and does not report its port: pick a free one first. */
+/** Ports this process has handed out: the OS may offer a just-released port again. */
+const portsHandedOut = new Set<number>();
+
+/**
+ * The server binds 0.0.0.0 and does not report its port: pick a free one first. Never the same
+ * port twice in one process (several servers start at once, each between probe and bind).
+ */
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await probeFreePort();
+    if (portsHandedOut.has(port)) continue;
+    portsHandedOut.add(port);
+    return port;
+  }
+}
+
+function probeFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
     probe.once("error", reject);
