@@ -94,6 +94,16 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
   audioExpiresAt: nullableDate,
   pendingProviderDeletes: z.array(z.string()).default([]),
   providerCleanupDueAt: nullableDate,
+  cost: nullable(
+    z.object({
+      audioSeconds: z.number(),
+      promptTokens: z.number(),
+      completionTokens: z.number(),
+      paidCalls: z.number(),
+      discardedPaidCalls: z.number(),
+      estimatedUsd: z.number(),
+    }),
+  ),
 }) satisfies z.ZodType<VisitFields, unknown>;
 
 export type StoredVisit = Stored<VisitFields>;
@@ -308,6 +318,7 @@ export async function recordUpload(input: {
           parkedAt: null,
           pendingProviderDeletes: [],
           providerCleanupDueAt: null,
+          cost: null,
           ...patch,
         };
         tx.create(ref, fields);

@@ -17,6 +17,22 @@ export type AudioRef = {
   deletedAt: Date | null;
 };
 
+/**
+ * What the visit's paid provider calls cost, summed over attempts, rounds, retries and
+ * recordings. Calls whose result was thrown away (a fenced zombie's, a superseded recording's)
+ * are counted in `paidCalls` and again in `discardedPaidCalls`, so waste is visible.
+ */
+export type VisitCost = {
+  /** AssemblyAI `audio_duration` of every transcript paid for. */
+  audioSeconds: number;
+  promptTokens: number;
+  completionTokens: number;
+  paidCalls: number;
+  discardedPaidCalls: number;
+  /** From the unit-price params at the time of each call. */
+  estimatedUsd: number;
+};
+
 /** A unit of work that is running somewhere; writes from an older attempt are refused. */
 export type LeaseStage = "transcription" | "summarization";
 
@@ -81,6 +97,8 @@ export type Visit = StatusTimes & {
   pendingProviderDeletes: string[];
   /** When the checker next tries those deletes. */
   providerCleanupDueAt: Date | null;
+  /** Null until the first paid call is accounted for. */
+  cost: VisitCost | null;
 };
 
 /** Everything a visit stores (the id is the document's name). */
