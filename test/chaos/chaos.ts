@@ -11,6 +11,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
 import type { FailpointAction, FailpointName } from "../../functions/src/runtime-hooks.js";
+import { tunables } from "../../functions/src/config.js";
 import { TIMEOUTS, pipeline } from "../../functions/src/pipeline.js";
 import { deleteVisit } from "../../functions/src/stages/delete-visit.js";
 import { retryVisit } from "../../functions/src/stages/retry-visit.js";
@@ -43,6 +44,13 @@ export interface ChaosOptions {
   reuploadRate?: number;
   /** Share of first recordings AssemblyAI cannot transcribe (every n-th visit; it fails, the user uploads a new one). */
   badRecordingRate?: number;
+  /** Visits per user (users upload several visits at once, as a family or a busy patient does). */
+  visitsPerUser?: number;
+  /**
+   * The per-user abuse limits (UPLOAD_QUOTA_PER_DAY, MAX_CONCURRENT_VISITS_PER_USER): their
+   * production defaults unless given; false: limits too high to matter.
+   */
+  limits?: false | { uploadQuotaPerDay?: number; maxConcurrentVisitsPerUser?: number };
   /** Progress lines (a round summary); nothing identifying a patient. */
   onProgress?: (line: string) => void;
   maxRounds?: number;
@@ -56,6 +64,8 @@ export interface Invariant {
 
 export interface ChaosReport {
   options: Required<Omit<ChaosOptions, "onProgress">>;
+  /** What the per-user limits did (null: limits off). */
+  limits: LimitsReport | null;
   visits: number;
   /** Visits that still exist at the end (the others were deleted). */
   existing: number;
@@ -157,6 +167,13 @@ type LeftoverKind =
 type EarlierLeftoverKind = "artifacts" | "pages" | "claims" | "storageObjects" | "liveProviderJobs";
 
 const STEP_SECONDS = 60;
+/** Five visits per user: more than MAX_CONCURRENT_VISITS_PER_USER at once, and with re-uploads more than a day's quota. */
+const DEFAULT_VISITS_PER_USER = 5;
+/** The codes a per-user limit ends a visit with; the user retries once the answer's Retry-After has passed. */
+const LIMIT_CODES = new Set(["too_many_active_visits", "upload_quota_exceeded"]);
+const MAX_LIMIT_CLICKS_PER_VISIT = 6;
+/** A user told to come back later than this (tomorrow's quota) gives up for this run. */
+const LIMIT_PATIENCE_SECONDS = 1800;
 // Long enough for every lease (the longest is summarization's) to expire before a zombie wakes.
 const ZOMBIE_STALL_ROUNDS = 18;
 const MAX_RETRY_CLICKS_PER_VISIT = 2;
@@ -249,6 +266,24 @@ interface ChaosVisit {
   deletionStartedMs: number | null;
 }
 
+export interface LimitsReport {
+  uploadQuotaPerDay: number;
+  maxConcurrentVisitsPerUser: number;
+  users: number;
+  /** Status entries that ended a visit with a limit's code, by code (a visit may be refused more than once). */
+  refusals: Record<string, number>;
+  /** Retry clicks on visits a limit refused, made once the answer's Retry-After had passed. */
+  limitRetryClicks: number;
+  limitRetriesAccepted: number;
+  /** The most visits one user had in flight, sampled after every round. */
+  maxInFlightPerUser: number;
+  /** The most distinct recordings one user had transcribed, and the quota over the run's UTC days. */
+  maxPaidRecordingsPerUser: number;
+  quotaOverRun: number;
+  /** Visits that end refused by a limit whose recording AssemblyAI nonetheless received. */
+  refusedButPaid: number;
+}
+
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const settings = {
     visits: options.visits,
@@ -260,6 +295,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     reuploadRate: options.reuploadRate ?? 0.6,
     badRecordingRate: options.badRecordingRate ?? 0.06,
     maxRounds: options.maxRounds ?? 400,
+    visitsPerUser: options.visitsPerUser ?? DEFAULT_VISITS_PER_USER,
+    limits:
+      options.limits === false
+        ? (false as const)
+        : {
+            uploadQuotaPerDay: options.limits?.uploadQuotaPerDay ?? tunables.uploadQuotaPerDay.defaultValue,
+            maxConcurrentVisitsPerUser: options.limits?.maxConcurrentVisitsPerUser ?? tunables.maxConcurrentVisitsPerUser.defaultValue,
+          },
   };
   const random = seededRandom(settings.seed);
   const progress = options.onProgress ?? (() => {});
@@ -281,6 +324,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       CHECK_TIME_BUDGET_SECONDS: "60",
       CHECK_CONCURRENCY: "16",
       RETRY_COOLDOWN_SECONDS: "30",
+      ...(settings.limits
+        ? {
+            UPLOAD_QUOTA_PER_DAY: String(settings.limits.uploadQuotaPerDay),
+            MAX_CONCURRENT_VISITS_PER_USER: String(settings.limits.maxConcurrentVisitsPerUser),
+          }
+        : {}),
     },
   });
 
@@ -361,7 +410,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const visits: ChaosVisit[] = Array.from({ length: settings.visits }, (_, i) => ({
     index: i,
     visitId: `chaos-${settings.seed}-${i}`,
-    uid: `chaos-user-${i}`,
+    uid: `chaos-user-${Math.floor(i / settings.visitsPerUser)}`,
     language: i % 3 === 2 ? "es" : "en",
     recordings: [],
     wantsReupload: false,
@@ -415,6 +464,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const reuploads = { recordings: 0, duplicateDeliveries: 0, lateDuplicates: 0 };
   const lateDuplicates: ChaosVisit[] = [];
   const retryClicks = new Map<string, number>();
+  /** Visits a limit refused: clicks made, when the user may click again (virtual ms), whether they gave up. */
+  const limitRetries = new Map<string, { clicks: number; nextAtMs: number; gaveUp: boolean }>();
+  const limitCounts = { clicks: 0, accepted: 0, maxInFlightPerUser: 0 };
+  const runStartedMs = virtualNowMs();
   /** Actions due in a later round (late deliveries, redeliveries of deliveries that threw). */
   let scheduled: { round: number; run: () => Promise<unknown> }[] = [];
   const later = (inRounds: number, run: () => Promise<unknown>) => scheduled.push({ round: round + inRounds, run });
@@ -576,6 +629,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const toReupload = visits.filter((visit) => canReupload(visit, states.get(visit.visitId)) && random() < 0.7);
     await Promise.all([
       clickRetries([...states.values()]),
+      clickLimitRetries([...states.values()]),
       ...toReupload.map((visit) => reuploadAction(visit, states.get(visit.visitId)!)),
       ...afterChecks.map((visit) => deleteAction(visit, states.get(visit.visitId))),
       ...due.map((action) => action.run()),
@@ -585,6 +639,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await checkReappearances();
 
     states = await readStates();
+    limitCounts.maxInFlightPerUser = Math.max(limitCounts.maxInFlightPerUser, maxInFlightPerUser([...states.values()]));
     const open = [...states.values()].filter((visit) => !isTerminal(visit.status)).length;
     const waitingZombies = pendingZombies().length;
     if (round % 5 === 0 || open === 0) {
@@ -629,6 +684,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       (visit) =>
         (visit.status === "partial" || visit.status === "failed") &&
         visit.error?.retryable === true &&
+        !refusedByLimit(visit) &&
         (retryClicks.get(visit.id) ?? 0) < MAX_RETRY_CLICKS_PER_VISIT,
     );
     await Promise.all(
@@ -644,10 +700,42 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     );
   }
 
-  function retriesSettled(current: Visit[]): boolean {
-    return current.every(
-      (visit) => !visit.error?.retryable || (retryClicks.get(visit.id) ?? 0) >= MAX_RETRY_CLICKS_PER_VISIT,
+  /**
+   * The user of a visit a limit refused clicks retry (twice at once, as impatient users do) once
+   * the last answer's Retry-After has passed, and gives up when told to come back much later.
+   */
+  async function clickLimitRetries(current: Visit[]): Promise<void> {
+    const nowMs = virtualNowMs();
+    const clickable = current.filter((visit) => {
+      if (visit.status !== "failed" || !refusedByLimit(visit)) return false;
+      const state = limitRetries.get(visit.id);
+      return !state || (!state.gaveUp && state.clicks < MAX_LIMIT_CLICKS_PER_VISIT && state.nextAtMs <= nowMs);
+    });
+    await Promise.all(
+      clickable.map(async (visit) => {
+        const state = limitRetries.get(visit.id) ?? { clicks: 0, nextAtMs: 0, gaveUp: false };
+        limitRetries.set(visit.id, state);
+        state.clicks++;
+        limitCounts.clicks += 2;
+        const outcomes = await Promise.all(
+          [0, 1].map(() => retryVisit(pipeline(), { visitId: visit.id, uid: visit.userId }, Date.now() + 50_000)),
+        );
+        limitCounts.accepted += outcomes.filter((outcome) => outcome.kind === "accepted").length;
+        const waitSeconds = Math.max(0, ...outcomes.map((outcome) => (outcome.kind === "rejected" ? (outcome.retryAfterSeconds ?? 0) : 0)));
+        state.nextAtMs = virtualNowMs() + waitSeconds * 1000;
+        if (waitSeconds > LIMIT_PATIENCE_SECONDS) state.gaveUp = true;
+      }),
     );
+  }
+
+  function retriesSettled(current: Visit[]): boolean {
+    return current.every((visit) => {
+      if (visit.status === "failed" && refusedByLimit(visit)) {
+        const state = limitRetries.get(visit.id);
+        return state !== undefined && (state.gaveUp || state.clicks >= MAX_LIMIT_CLICKS_PER_VISIT);
+      }
+      return !visit.error?.retryable || (retryClicks.get(visit.id) ?? 0) >= MAX_RETRY_CLICKS_PER_VISIT;
+    });
   }
 
   const report = await measure(runtime, visits, recordingsByMarker, {
@@ -669,6 +757,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     zombieWritesRejected: events.filter((e) => e.event === "stale_write_rejected").length,
     openAiCallsByVisit: countOpenAiCalls(events),
     virtualNow: new Date(virtualNowMs()),
+    limits: settings.limits ? { ...settings.limits, ...limitCounts, runStartedMs } : null,
   });
   installRuntimeHooks({ clock: undefined, failpoint: undefined, onLog: undefined });
   await runtime.close();
@@ -775,6 +864,14 @@ interface MeasureContext {
   zombieWritesRejected: number;
   openAiCallsByVisit: Map<string, number>;
   virtualNow: Date;
+  limits: {
+    uploadQuotaPerDay: number;
+    maxConcurrentVisitsPerUser: number;
+    clicks: number;
+    accepted: number;
+    maxInFlightPerUser: number;
+    runStartedMs: number;
+  } | null;
 }
 
 async function measure(
@@ -871,6 +968,7 @@ async function measure(
     .filter((visit) => visit.audio && !visit.audio.deletedAt && !liveObjects.has(`${visit.audio.path}#${visit.audio.generation}`))
     .map((visit) => `${visit.id} (${visit.status})`);
   const accountedFor = states.length + deleted.length - context.reappeared.size === visits.length;
+  const limits = context.limits ? measureLimits(visits, states, jobs, jobsByRecording, context.limits, nowMs) : null;
 
   const invariants: Invariant[] = [
     {
@@ -915,10 +1013,12 @@ async function measure(
       ok: earlierLeftoverTotal === 0,
       detail: `${formatLeftovers(earlierLeftovers)} over ${visitsOnLaterRecording} visits on a later recording (${context.reuploads.accepted} re-uploads accepted)`,
     },
+    ...(limits ? limitInvariants(limits) : []),
   ];
 
   return {
     options: context.settings,
+    limits,
     visits: visits.length,
     existing: states.length,
     deleted: deleted.length,
@@ -957,6 +1057,82 @@ async function measure(
     stuck: await describeStuck(states.filter((visit) => !isTerminal(visit.status)), context.virtualNow),
     leftovers: [...deletedFound.where, ...earlierFound.where],
   };
+}
+
+function refusedByLimit(visit: Visit): boolean {
+  return visit.error !== null && LIMIT_CODES.has(visit.error.code);
+}
+
+function maxInFlightPerUser(current: Visit[]): number {
+  const inFlight = new Map<string, number>();
+  for (const visit of current) {
+    if (PROCESSING_STATUSES.has(visit.status)) inFlight.set(visit.userId, (inFlight.get(visit.userId) ?? 0) + 1);
+  }
+  return Math.max(0, ...inFlight.values());
+}
+
+const DAY_MS = 86_400_000;
+
+/** What the per-user limits did, against the provider's truth: the jobs AssemblyAI was given. */
+function measureLimits(
+  visits: ChaosVisit[],
+  states: Visit[],
+  jobs: JobRecord[],
+  jobsByRecording: Map<string, JobRecord[]>,
+  counts: NonNullable<MeasureContext["limits"]>,
+  nowMs: number,
+): LimitsReport {
+  const { uploadQuotaPerDay, maxConcurrentVisitsPerUser } = counts;
+  const userOfVisit = new Map(visits.map((visit) => [visit.visitId, visit.uid]));
+  // Every recording AssemblyAI received, by user (deleted visits' recordings were paid for too).
+  const paidRecordings = new Map<string, Set<string>>();
+  for (const job of jobs) {
+    const user = userOfVisit.get(visitIdOfAudioUrl(job.audioUrl) ?? "");
+    const recording = objectPathOfAudioUrl(job.audioUrl);
+    if (user && recording) paidRecordings.set(user, (paidRecordings.get(user) ?? new Set()).add(recording));
+  }
+  const refusals: Record<string, number> = {};
+  for (const visit of states) {
+    for (const entry of visit.history) {
+      if (entry.code && LIMIT_CODES.has(entry.code)) refusals[entry.code] = (refusals[entry.code] ?? 0) + 1;
+    }
+  }
+  // A quota is per UTC day: the run may span more than one.
+  const daysSpanned = Math.floor(nowMs / DAY_MS) - Math.floor(counts.runStartedMs / DAY_MS) + 1;
+  return {
+    uploadQuotaPerDay,
+    maxConcurrentVisitsPerUser,
+    users: new Set(visits.map((visit) => visit.uid)).size,
+    refusals,
+    limitRetryClicks: counts.clicks,
+    limitRetriesAccepted: counts.accepted,
+    maxInFlightPerUser: counts.maxInFlightPerUser,
+    maxPaidRecordingsPerUser: Math.max(0, ...[...paidRecordings.values()].map((recordings) => recordings.size)),
+    quotaOverRun: uploadQuotaPerDay * daysSpanned,
+    refusedButPaid: states.filter(
+      (visit) => visit.status === "failed" && refusedByLimit(visit) && visit.audio && (jobsByRecording.get(visit.audio.path)?.length ?? 0) > 0,
+    ).length,
+  };
+}
+
+function limitInvariants(limits: LimitsReport): Invariant[] {
+  return [
+    {
+      name: "no user has more visits in flight than MAX_CONCURRENT_VISITS_PER_USER",
+      ok: limits.maxInFlightPerUser <= limits.maxConcurrentVisitsPerUser,
+      detail: `at most ${limits.maxInFlightPerUser} in flight for one user (limit ${limits.maxConcurrentVisitsPerUser}, sampled after every round)`,
+    },
+    {
+      name: "no user has more recordings transcribed than UPLOAD_QUOTA_PER_DAY allows",
+      ok: limits.maxPaidRecordingsPerUser <= limits.quotaOverRun,
+      detail: `at most ${limits.maxPaidRecordingsPerUser} recordings sent to AssemblyAI for one user (quota ${limits.quotaOverRun} over the run's UTC days)`,
+    },
+    {
+      name: "a recording a limit refused is never paid for",
+      ok: limits.refusedButPaid === 0,
+      detail: `${limits.refusedButPaid} visits refused by a limit whose recording AssemblyAI received`,
+    },
+  ];
 }
 
 function formatLeftovers(counts: Record<string, number>): string {

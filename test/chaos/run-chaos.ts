@@ -1,5 +1,6 @@
-// `npm run chaos -- --visits 200 --fault-rate 0.25 [--seed 7] [--delete-rate 0.12] [--json]`: runs the chaos suite and
-// prints its figures and invariants. Exit code 0 only if every invariant holds.
+// `npm run chaos -- --visits 200 --fault-rate 0.25 [--seed 7] [--delete-rate 0.12] [--visits-per-user 5]
+// [--limits on|off] [--upload-quota <n>] [--max-active <n>] [--json]`: runs the chaos suite and prints its figures and invariants. Exit code 0
+// only if every invariant holds.
 
 import { parseArgs } from "node:util";
 import { captureLogs } from "../support/log-capture.js";
@@ -13,6 +14,10 @@ async function main(): Promise<number> {
       "fault-rate": { type: "string", default: "0.25" },
       seed: { type: "string", default: "7" },
       "delete-rate": { type: "string" },
+      "visits-per-user": { type: "string", default: "5" },
+      limits: { type: "string", default: "on" },
+      "upload-quota": { type: "string" },
+      "max-active": { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
@@ -20,14 +25,25 @@ async function main(): Promise<number> {
   const faultRate = Number(values["fault-rate"]);
   const seed = Number(values.seed);
   const deleteRate = values["delete-rate"] === undefined ? undefined : Number(values["delete-rate"]);
+  const visitsPerUser = Number(values["visits-per-user"]);
+  const uploadQuotaPerDay = values["upload-quota"] === undefined ? undefined : Number(values["upload-quota"]);
+  const maxConcurrentVisitsPerUser = values["max-active"] === undefined ? undefined : Number(values["max-active"]);
+  const positive = (value: number | undefined) => value === undefined || (Number.isInteger(value) && value >= 1);
   if (
     !Number.isInteger(visits) ||
     visits < 1 ||
     !(faultRate >= 0 && faultRate <= 1) ||
     !Number.isInteger(seed) ||
-    (deleteRate !== undefined && !(deleteRate >= 0 && deleteRate <= 1))
+    (deleteRate !== undefined && !(deleteRate >= 0 && deleteRate <= 1)) ||
+    !Number.isInteger(visitsPerUser) ||
+    visitsPerUser < 1 ||
+    (values.limits !== "on" && values.limits !== "off") ||
+    !positive(uploadQuotaPerDay) ||
+    !positive(maxConcurrentVisitsPerUser)
   ) {
-    console.error("usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--json]");
+    console.error(
+      "usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--visits-per-user <n ≥ 1>] [--limits on|off] [--upload-quota <n ≥ 1>] [--max-active <n ≥ 1>] [--json]",
+    );
     return 2;
   }
   // The functions log every step as JSON; keep the terminal to progress and figures.
@@ -39,6 +55,14 @@ async function main(): Promise<number> {
       faultRate,
       seed,
       ...(deleteRate === undefined ? {} : { deleteRate }),
+      visitsPerUser,
+      limits:
+        values.limits === "off"
+          ? false
+          : {
+              ...(uploadQuotaPerDay === undefined ? {} : { uploadQuotaPerDay }),
+              ...(maxConcurrentVisitsPerUser === undefined ? {} : { maxConcurrentVisitsPerUser }),
+            },
       onProgress: values.json ? undefined : (line) => capture.print(`${line}\n`),
     });
   } finally {
@@ -53,6 +77,7 @@ function printReport(report: ChaosReport): void {
   const o = report.options;
   const d = report.deletions;
   const r = report.reuploads;
+  const l = report.limits;
   const lines = [
     "",
     `Chaos run: ${report.visits} visits, fault rate ${o.faultRate}, seed ${o.seed}, crash ${o.crashRate}, stall ${o.stallRate}, delete ${o.deleteRate}, re-upload ${o.reuploadRate}, bad recordings ${o.badRecordingRate}`,
@@ -69,6 +94,9 @@ function printReport(report: ChaosReport): void {
     `    ${d.ofVisitsInFlight} of visits in flight, ${d.whileZombiesPending} while zombies were pending (${d.ofZombieVisits} of the zombie's own visit), ${d.racingFirstUploads} racing the first upload, ${d.racingReuploads} racing a re-upload; ${d.lateDeliveriesAfterDeletion} deliveries after the deletion`,
     `  re-uploads: ${r.recordings} new recordings into failed visits (${r.accepted} replaced the earlier one; ${r.duplicateDeliveries} delivered twice at once, ${r.lateDuplicates} again later); ${r.badFirstRecordings} bad first recordings; ${r.visitsOnLaterRecording} visits end on a later recording`,
     `  visits whose recording is gone from Storage without being marked deleted: ${report.recordingsMissing.length}${report.recordingsMissing.length > 0 ? ` — ${report.recordingsMissing.join(", ")}` : ""}`,
+    l
+      ? `  limits: ${l.users} users (${o.visitsPerUser} visits each), UPLOAD_QUOTA_PER_DAY ${l.uploadQuotaPerDay}, MAX_CONCURRENT_VISITS_PER_USER ${l.maxConcurrentVisitsPerUser}; refusals: ${formatCounts(l.refusals) || "none"}; ${l.limitRetryClicks} retry clicks after Retry-After (${l.limitRetriesAccepted} accepted); at most ${l.maxInFlightPerUser} in flight and ${l.maxPaidRecordingsPerUser} recordings transcribed for one user`
+      : `  limits: off (${o.visitsPerUser} visits per user)`,
     `  sweeps: ${report.sweeps.tombstones} tombstones, ${report.sweeps.sweepsRun} sweeps run, ${report.sweeps.unsettled} unsettled; deleted visits seen again: ${report.reappeared} (${report.reappearanceChecks} checks)`,
     `  failpoints: ${report.failpoints.crashes} crashes, ${report.failpoints.stalls} stalls (zombies); stale writes rejected: ${report.failpoints.zombieWritesRejected}`,
     `  faults injected: AssemblyAI ${report.faultsInjected.assemblyai}, OpenAI ${report.faultsInjected.openai} — ${formatCounts(report.faultsInjected.byKind)}`,
