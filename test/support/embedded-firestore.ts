@@ -3,19 +3,23 @@
 
 import { createRequire } from "node:module";
 import net from "node:net";
+import { countFirestoreOps } from "./firestore-ops.js";
+import type { FirestoreOp, FirestoreOpCounter } from "./firestore-ops.js";
 
 export interface FirestoreEndpoint {
   host: string;
   embedded: boolean;
   /** Deletes all data; only possible for the embedded server (it lives in this process). */
   clear(): void;
+  /** Counts the reads and writes the server serves from now on (embedded server only). */
+  countOps(onOp?: (op: FirestoreOp) => void): FirestoreOpCounter;
   stop(): Promise<void>;
 }
 
 interface EmbeddedServer {
   start(port: number): Promise<void>;
   stop(): void;
-  state: { clear(): void };
+  state: { clear(): void } & Parameters<typeof countFirestoreOps>[0];
 }
 
 // Its ESM build does not resolve under vitest; the CommonJS build does.
@@ -30,6 +34,9 @@ export async function startFirestore(options: { forceEmbedded?: boolean } = {}):
       clear: () => {
         throw new Error("cannot clear an external Firestore emulator from here");
       },
+      countOps: () => {
+        throw new Error("cannot count the operations of an external Firestore emulator from here");
+      },
       stop: () => Promise.resolve(),
     };
   }
@@ -41,6 +48,7 @@ export async function startFirestore(options: { forceEmbedded?: boolean } = {}):
     host: `127.0.0.1:${port}`,
     embedded: true,
     clear: () => server.state.clear(),
+    countOps: (onOp) => countFirestoreOps(server.state, onOp),
     stop: () => Promise.resolve(server.stop()),
   };
 }
