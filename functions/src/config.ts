@@ -4,6 +4,7 @@
 
 import { defineBoolean, defineInt, defineSecret, defineString } from "firebase-functions/params";
 import type { BooleanParam, IntParam, StringParam } from "firebase-functions/params";
+import type { PiiPolicy } from "assemblyai";
 import { z } from "zod";
 import { PipelineError } from "./visit/errors.js";
 
@@ -48,6 +49,26 @@ function stringTunable(name: string, defaultValue: string, schema: z.ZodType<str
 
 const MIB = 1024 * 1024;
 
+/**
+ * AssemblyAI's PII policies (checked against the SDK's PiiPolicy type). The medical ones (drug,
+ * medical_condition, medical_process, injury, blood_type) are valid too, but redacting them would
+ * take out what the summary is for.
+ */
+const PII_POLICIES = [
+  "account_number", "banking_information", "blood_type", "credit_card_cvv", "credit_card_expiration",
+  "credit_card_number", "date", "date_interval", "date_of_birth", "drivers_license", "drug", "duration",
+  "email_address", "event", "filename", "gender_sexuality", "healthcare_number", "injury", "ip_address",
+  "language", "location", "marital_status", "medical_condition", "medical_process", "money_amount",
+  "nationality", "number_sequence", "occupation", "organization", "passport_number", "password",
+  "person_age", "person_name", "phone_number", "physical_attribute", "political_affiliation", "religion",
+  "statistics", "time", "url", "us_social_security_number", "username", "vehicle_id", "zodiac_sign",
+] as const satisfies readonly PiiPolicy[];
+const PII_POLICY_SET: ReadonlySet<string> = new Set(PII_POLICIES);
+
+/** Identifiers, not clinical content: what a patient-facing summary can do without. */
+const DEFAULT_REDACTED_POLICIES =
+  "person_name,phone_number,email_address,date_of_birth,us_social_security_number,healthcare_number,account_number,credit_card_number,drivers_license,passport_number";
+
 export const tunables = {
   maxUploadBytes: intTunable("MAX_UPLOAD_BYTES", 250 * MIB, 1, 5 * 1024 * MIB, "Largest accepted recording, in bytes."),
   signedUrlTtlHours: intTunable(
@@ -81,6 +102,34 @@ export const tunables = {
     "universal-3-pro,universal-2",
     z.string().regex(/^[a-z0-9._-]+(,[a-z0-9._-]+)*$/, "a comma-separated list of model names"),
     "AssemblyAI speech models, best first (the later ones are fallbacks, e.g. for broader language coverage).",
+  ),
+  medicalMode: boolTunable(
+    "ASSEMBLYAI_MEDICAL_MODE",
+    false,
+    "Transcribe with AssemblyAI's Medical Mode (domain medical-v1, a paid add-on; English, Spanish, German and French — other languages are transcribed without it).",
+  ),
+  redactPii: boolTunable(
+    "ASSEMBLYAI_REDACT_PII",
+    false,
+    "Have AssemblyAI replace the ASSEMBLYAI_REDACT_PII_POLICIES entities in transcripts with their type (e.g. [PERSON_NAME]) before anything is stored or summarized.",
+  ),
+  redactPiiPolicies: stringTunable(
+    "ASSEMBLYAI_REDACT_PII_POLICIES",
+    DEFAULT_REDACTED_POLICIES,
+    z
+      .string()
+      .refine(
+        (value) => value.split(",").every((policy) => PII_POLICY_SET.has(policy)),
+        "a comma-separated list of AssemblyAI PII policies (e.g. person_name,phone_number)",
+      ),
+    "PII policies redacted when ASSEMBLYAI_REDACT_PII is on.",
+  ),
+  speakersExpected: intTunable(
+    "ASSEMBLYAI_SPEAKERS_EXPECTED",
+    0,
+    0,
+    10,
+    "Speakers AssemblyAI should tell apart in a recording; 0 lets it decide.",
   ),
   openAiModel: stringTunable(
     "OPENAI_MODEL",
@@ -230,6 +279,16 @@ export interface Config extends TunableValues {
   assemblyAiBaseUrl: string | undefined;
   openAiBaseUrl: string | undefined;
   speechModelList: string[];
+  /** What every submission asks of AssemblyAI beyond the speech models. */
+  transcription: TranscriptionRequest;
+}
+
+export interface TranscriptionRequest {
+  medicalMode: boolean;
+  /** Null: no redaction. */
+  redactPiiPolicies: string[] | null;
+  /** Null: AssemblyAI decides. */
+  speakersExpected: number | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -260,6 +319,11 @@ export function loadConfig(env: Env): Config {
     ...tunableValues,
     region,
     speechModelList: tunableValues.speechModels.split(","),
+    transcription: {
+      medicalMode: tunableValues.medicalMode,
+      redactPiiPolicies: tunableValues.redactPii ? tunableValues.redactPiiPolicies.split(",") : null,
+      speakersExpected: tunableValues.speakersExpected > 0 ? tunableValues.speakersExpected : null,
+    },
     assemblyAiBaseUrl: assemblyAiBaseUrl.data?.replace(/\/+$/, ""),
     openAiBaseUrl: openAiBaseUrl.data?.replace(/\/+$/, ""),
   };

@@ -61,6 +61,7 @@ function createPipeline(config: Config = getConfig()): Pipeline {
         baseUrl: config.assemblyAiBaseUrl,
         timeoutMs: config.assemblyAiTimeoutSeconds * 1000,
         speechModels: config.speechModelList,
+        transcription: config.transcription,
       });
       return speech;
     },

@@ -71,13 +71,15 @@ describe("contracts", () => {
     });
   });
 
-  it("parses what the fakes load once per process, well under the 1.5 s budget", () => {
-    assemblyAIContract();
-    openAIContract();
+  // How long the parse takes is a figure for a benchmark, not an assertion; that it happens once is checked here.
+  it("parses what the fakes load once per process, however often they ask", () => {
+    for (let i = 0; i < 3; i++) {
+      assemblyAIContract();
+      openAIContract();
+    }
     const fakeSpecs = ["parse assemblyai-openapi.yml", "parse openai-schemas.json"];
     const parses = contractLoadTimings().filter((timing) => fakeSpecs.includes(timing.step));
     expect(parses.map((timing) => timing.step).sort()).toEqual(fakeSpecs);
-    for (const timing of parses) expect(timing.ms, timing.step).toBeLessThan(1_500);
   });
 });
 

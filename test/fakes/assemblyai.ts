@@ -116,12 +116,22 @@ const LIST_DEFAULT_LIMIT = 10;
 /** What the real API puts in place of the audio URL once a transcript is deleted. */
 const DELETED_AUDIO_URL = "http://deleted_by_user";
 const LIST_MAX_LIMIT = 200;
+/** Languages Medical Mode serves; for others the API skips it, says so in a warning, and does not charge it. */
+const MEDICAL_MODE_LANGUAGES = new Set(["en", "es", "de", "fr"]);
+const MEDICAL_MODE_SKIPPED_WARNING = "Skipped medical-v1 domain correction because the language is not supported";
+
 /** Languages Universal-3 Pro serves; other languages fall through to the next model in `speech_models`. */
 const UNIVERSAL_3_PRO_LANGUAGES = new Set(["en", "es", "de", "fr", "it", "pt"]);
+
+/** What an adapter made directly in a test asks of AssemblyAI beyond the speech models: nothing. */
+export const NO_TRANSCRIPTION_OPTIONS = { medicalMode: false, redactPiiPolicies: null, speakersExpected: null };
 
 /** Request options the Transcript schema also has; the real API echoes them back. */
 const ECHOED_OPTIONS = [
   "speech_models",
+  "domain",
+  "redact_pii_policies",
+  "redact_pii_sub",
   "speakers_expected",
   "language_codes",
   "language_detection_options",
@@ -169,6 +179,9 @@ export class FakeAssemblyAI {
       return fake.handle(req, res);
     });
     fake = new FakeAssemblyAI(server, options);
+    // Compile the request schema now: on a busy machine that takes long enough to trip a short
+    // client timeout if it happened on the first request.
+    fake.contract?.violations("TranscriptParams", {});
     return fake;
   }
 
@@ -490,6 +503,13 @@ function completedFields(params: JsonObject, outcome: TranscriptOutcome): JsonOb
         }
       : {}),
     speech_model_used: modelServing(params["speech_models"], detection ? language : (typeof params["language_code"] === "string" ? params["language_code"] : "en")),
+    ...(params["domain"] === "medical-v1"
+      ? {
+          metadata: MEDICAL_MODE_LANGUAGES.has(language)
+            ? { domain_used: "medical-v1" }
+            : { domain_used: null, warning: MEDICAL_MODE_SKIPPED_WARNING },
+        }
+      : {}),
   };
 }
 

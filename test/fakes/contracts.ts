@@ -54,7 +54,48 @@ export function contractLoadTimings(): readonly LoadTiming[] {
 }
 
 export function assemblyAIContract(): Contract {
-  return cachedContract("assemblyai", () => readSpecFile(CONTRACT_FILES.assemblyAI));
+  return cachedContract("assemblyai", () => withMedicalMode(readSpecFile(CONTRACT_FILES.assemblyAI)));
+}
+
+const NULLABLE_STRING = { type: ["string", "null"] };
+
+/**
+ * Medical Mode (https://www.assemblyai.com/docs/pre-recorded-audio/medical-mode) is newer than
+ * the published OpenAPI document: its request field and its answer are added here exactly as the
+ * SDK the pipeline uses types them (assemblyai 4.41.5: `TranscriptOptionalParams.domain`,
+ * `Transcript.domain`, `Transcript.metadata`), and nothing else is loosened.
+ */
+function withMedicalMode(spec: JsonObject): JsonObject {
+  const schemas = componentSchemas(spec);
+  const extend = (name: string, properties: JsonObject): JsonObject => {
+    const schema = schemas[name];
+    if (!isRecord(schema) || !isRecord(schema["properties"])) throw new Error(`schema ${name} has no properties to extend`);
+    return { ...schema, properties: { ...schema["properties"], ...properties } };
+  };
+  const metadata = {
+    type: ["object", "null"],
+    additionalProperties: false,
+    properties: {
+      domain_used: NULLABLE_STRING,
+      warning: NULLABLE_STRING,
+      warnings: {
+        type: ["array", "null"],
+        items: { type: "object", additionalProperties: false, required: ["message"], properties: { message: { type: "string" } } },
+      },
+    },
+  };
+  const components = isRecord(spec["components"]) ? spec["components"] : {};
+  return {
+    ...spec,
+    components: {
+      ...components,
+      schemas: {
+        ...schemas,
+        TranscriptOptionalParams: extend("TranscriptOptionalParams", { domain: NULLABLE_STRING }),
+        Transcript: extend("Transcript", { domain: NULLABLE_STRING, metadata }),
+      },
+    },
+  };
 }
 
 export function openAIContract(): Contract {

@@ -82,6 +82,9 @@ export class FakeOpenAI {
       return fake.handle(req, res);
     });
     fake = new FakeOpenAI(server, options);
+    // Compile the request schema now: on a busy machine that takes long enough to trip a short
+    // client timeout if it happened on the first request.
+    fake.contract?.violations("CreateChatCompletionRequest", {});
     return fake;
   }
 

@@ -14,7 +14,7 @@ import { RESPONSE_FORMAT, createOpenAi } from "../../functions/src/providers/ope
 import { retryPolicy, withRetries } from "../../functions/src/providers/retry.js";
 import { ERROR_CODES, PipelineError } from "../../functions/src/visit/errors.js";
 import type { ErrorCode } from "../../functions/src/visit/errors.js";
-import { ASSEMBLYAI_ERROR_MESSAGES, FakeAssemblyAI } from "../fakes/assemblyai.js";
+import { ASSEMBLYAI_ERROR_MESSAGES, FakeAssemblyAI, NO_TRANSCRIPTION_OPTIONS } from "../fakes/assemblyai.js";
 import type { FaultKind } from "../fakes/faults.js";
 import { FakeOpenAI } from "../fakes/openai.js";
 
@@ -27,7 +27,7 @@ const AUDIO_URL = "https://storage.googleapis.com/b/users/u1/visits/v1/visit-en.
 beforeAll(async () => {
   aai = await FakeAssemblyAI.start({ queuedMs: 0, processingMs: 0 });
   oai = await FakeOpenAI.start();
-  speech = createAssemblyAi({ apiKey: "test-assemblyai-key", baseUrl: aai.baseUrl, timeoutMs: 300, speechModels: ["universal-3-pro", "universal-2"] });
+  speech = createAssemblyAi({ apiKey: "test-assemblyai-key", baseUrl: aai.baseUrl, timeoutMs: 300, speechModels: ["universal-3-pro", "universal-2"], transcription: NO_TRANSCRIPTION_OPTIONS });
   summarizer = createOpenAi({ apiKey: "test-openai-key", baseUrl: oai.baseUrl, model: "gpt-4.1-mini", timeoutMs: 300 });
 });
 
@@ -84,7 +84,7 @@ describe("AssemblyAI submit", () => {
   });
 
   it("a wrong key is provider_auth_failed, permanent", async () => {
-    const wrong = createAssemblyAi({ apiKey: "nope", baseUrl: aai.baseUrl, timeoutMs: 300, speechModels: ["universal-2"] });
+    const wrong = createAssemblyAi({ apiKey: "nope", baseUrl: aai.baseUrl, timeoutMs: 300, speechModels: ["universal-2"], transcription: NO_TRANSCRIPTION_OPTIONS });
     const error = await failure(wrong.submit(AUDIO_URL));
     expect(error).toMatchObject({ code: "provider_auth_failed", transient: false, httpStatus: 401 });
   });

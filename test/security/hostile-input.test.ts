@@ -14,7 +14,7 @@ import { createOpenAi } from "../../functions/src/providers/openai.js";
 import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
 import type { LoggedEvent } from "../../functions/src/runtime-hooks.js";
 import { PipelineError } from "../../functions/src/visit/errors.js";
-import { ASSEMBLYAI_ERROR_MESSAGES } from "../fakes/assemblyai.js";
+import { ASSEMBLYAI_ERROR_MESSAGES, NO_TRANSCRIPTION_OPTIONS } from "../fakes/assemblyai.js";
 import type { ApiErrorBody } from "../support/api-bodies.js";
 import { startAuthEmulator } from "../support/auth-emulator.js";
 import type { AuthEmulator } from "../support/auth-emulator.js";
@@ -442,7 +442,7 @@ describe("HTTP", () => {
 describe("provider answers", () => {
   const audioUrl = "https://storage.googleapis.com/b/users/u1/visits/v1/visit.m4a?X-Goog-Signature=abc";
   const summaryRequest = { transcriptText: "[00:00] Speaker A: Good morning.\n[00:02] Speaker B: I have a cough.", languageCode: "en" };
-  const speech = () => createAssemblyAi({ apiKey: "k", baseUrl: hostile.origin, timeoutMs: 5_000, speechModels: ["universal-2"] });
+  const speech = () => createAssemblyAi({ apiKey: "k", baseUrl: hostile.origin, timeoutMs: 5_000, speechModels: ["universal-2"], transcription: NO_TRANSCRIPTION_OPTIONS });
   const summarizer = () => createOpenAi({ apiKey: "k", baseUrl: `${hostile.origin}/v1`, model: "gpt-4.1-mini", timeoutMs: 5_000 });
   const json = (value: unknown, status = 200) => ({ status, headers: { "content-type": "application/json" }, body: JSON.stringify(value) });
   const summary = {

@@ -34,6 +34,30 @@ describe("loadConfig", () => {
     }
   });
 
+  it("turns the transcription params into one request, and refuses unknown PII policies and out-of-range speaker counts", () => {
+    expect(loadConfig({}).transcription).toEqual({ medicalMode: false, redactPiiPolicies: null, speakersExpected: null });
+    const on = loadConfig({
+      ASSEMBLYAI_MEDICAL_MODE: "true",
+      ASSEMBLYAI_REDACT_PII: "true",
+      ASSEMBLYAI_REDACT_PII_POLICIES: "person_name,phone_number",
+      ASSEMBLYAI_SPEAKERS_EXPECTED: "2",
+    });
+    expect(on.transcription).toEqual({ medicalMode: true, redactPiiPolicies: ["person_name", "phone_number"], speakersExpected: 2 });
+    // The default policy list applies once redaction is on.
+    expect(loadConfig({ ASSEMBLYAI_REDACT_PII: "true" }).transcription.redactPiiPolicies).toContain("person_name");
+    for (const env of [
+      { ASSEMBLYAI_REDACT_PII_POLICIES: "person_name,not_a_policy" },
+      { ASSEMBLYAI_REDACT_PII_POLICIES: "person_name,,phone_number" },
+      { ASSEMBLYAI_SPEAKERS_EXPECTED: "11" },
+      { ASSEMBLYAI_SPEAKERS_EXPECTED: "-1" },
+      { ASSEMBLYAI_MEDICAL_MODE: "yes" },
+    ]) {
+      expect(() => loadConfig(env), JSON.stringify(env)).toThrow(
+        expect.objectContaining({ code: "config_invalid", detail: expect.stringContaining(Object.keys(env)[0]!) }),
+      );
+    }
+  });
+
   it("takes provider URLs over https only, except to this machine or under the Firebase emulators", () => {
     const problem = (env: Record<string, string>) => {
       try {

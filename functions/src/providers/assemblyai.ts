@@ -3,11 +3,13 @@
 // (its errors are plain `Error(message)`), and a per-request timeout (it has none).
 
 import { FileService, TranscriptService } from "assemblyai";
+import type { PiiPolicy } from "assemblyai";
 import { z } from "zod";
 import { PipelineError } from "../visit/errors.js";
 import type { ErrorCode } from "../visit/errors.js";
 import { audioUrlHash } from "./ports.js";
-import type { CompletedTranscript, SpeechToText, TranscriptCheck, Utterance } from "./ports.js";
+import type { TranscriptionRequest } from "../config.js";
+import type { CompletedTranscript, SpeechToText, TranscriptCheck, TranscriptionSettings, Utterance } from "./ports.js";
 import { certainlyNotCreated, classifyTransportError, codeForHttpStatus, parseRetryAfter } from "./http-errors.js";
 
 export interface AssemblyAiOptions {
@@ -15,7 +17,10 @@ export interface AssemblyAiOptions {
   baseUrl: string | undefined;
   timeoutMs: number;
   speechModels: string[];
+  transcription: TranscriptionRequest;
 }
+
+const MEDICAL_DOMAIN = "medical-v1";
 
 const DEFAULT_BASE_URL = "https://api.assemblyai.com";
 const TRANSCRIPT_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
@@ -82,6 +87,18 @@ const TranscriptSchema = z.object({
   error: z.string().nullish(),
   speech_model_used: z.string().nullish(),
   audio_url: z.string().nullish(),
+  // Echoed request options, and what AssemblyAI says it did with them.
+  domain: z.string().nullish(),
+  metadata: z
+    .object({
+      domain_used: z.string().nullish(),
+      warning: z.string().nullish(),
+      warnings: z.array(z.object({ message: z.string() })).nullish(),
+    })
+    .nullish(),
+  redact_pii: z.boolean().nullish(),
+  redact_pii_policies: z.array(z.string()).nullish(),
+  speakers_expected: z.number().nullish(),
 });
 
 type TranscriptResponse = z.infer<typeof TranscriptSchema>;
@@ -112,6 +129,7 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
             speech_models: options.speechModels,
             speaker_labels: true,
             language_detection: true,
+            ...transcriptionParams(options.transcription),
           }),
         );
         return { transcriptId: parseTranscript(body).id };
@@ -287,6 +305,30 @@ function toCompleted(transcript: TranscriptResponse): CompletedTranscript {
     languageConfidence: transcript.language_confidence ?? null,
     audioDurationSeconds: transcript.audio_duration ?? null,
     speechModel: transcript.speech_model_used ?? null,
+    settings: settingsOf(transcript),
+  };
+}
+
+function transcriptionParams(request: TranscriptionRequest) {
+  return {
+    ...(request.medicalMode ? { domain: MEDICAL_DOMAIN } : {}),
+    // entity_name: "[PERSON_NAME]" reads better in a patient's transcript than a hash.
+    ...(request.redactPiiPolicies
+      ? { redact_pii: true, redact_pii_policies: request.redactPiiPolicies as PiiPolicy[], redact_pii_sub: "entity_name" as const }
+      : {}),
+    ...(request.speakersExpected ? { speakers_expected: request.speakersExpected } : {}),
+  };
+}
+
+/** From the job itself, not from today's configuration: the settings may have changed since it was submitted. */
+function settingsOf(transcript: TranscriptResponse): TranscriptionSettings {
+  const asked = transcript.domain === MEDICAL_DOMAIN;
+  const used = transcript.metadata?.domain_used;
+  const warned = Boolean(transcript.metadata?.warning) || (transcript.metadata?.warnings?.length ?? 0) > 0;
+  return {
+    medicalMode: !asked ? "off" : used === MEDICAL_DOMAIN ? "applied" : warned || transcript.metadata ? "skipped" : "unknown",
+    redactedPiiPolicies: transcript.redact_pii ? (transcript.redact_pii_policies ?? []) : [],
+    speakersExpected: transcript.speakers_expected ?? null,
   };
 }
 

@@ -21,6 +21,20 @@ export interface CompletedTranscript {
   languageConfidence: number | null;
   audioDurationSeconds: number | null;
   speechModel: string | null;
+  /** What the job was asked for and did, as AssemblyAI reports it. */
+  settings: TranscriptionSettings;
+}
+
+export interface TranscriptionSettings {
+  /**
+   * Medical Mode: "applied" (AssemblyAI reports the medical domain used), "skipped" (asked for,
+   * but not applied — e.g. a language it does not serve; not charged), "off" (not asked for),
+   * "unknown" (asked for; AssemblyAI did not say).
+   */
+  medicalMode: "applied" | "skipped" | "off" | "unknown";
+  /** PII policies AssemblyAI redacted; empty: no redaction. */
+  redactedPiiPolicies: string[];
+  speakersExpected: number | null;
 }
 
 export type TranscriptCheck =

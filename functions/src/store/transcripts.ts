@@ -102,6 +102,7 @@ export function transcriptInfo(transcript: CompletedTranscript): TranscriptInfo 
     utteranceCount: transcript.utterances.length,
     speakerCount: speakers.size,
     characterCount: transcript.text.length,
+    settings: transcript.settings,
     providerDeletedAt: null,
   };
 }

@@ -53,6 +53,13 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
       utteranceCount: z.number(),
       speakerCount: z.number(),
       characterCount: z.number(),
+      settings: nullable(
+        z.object({
+          medicalMode: z.enum(["applied", "skipped", "off", "unknown"]),
+          redactedPiiPolicies: z.array(z.string()),
+          speakersExpected: z.number().nullable(),
+        }),
+      ),
       providerDeletedAt: nullableDate,
     }),
   ),

@@ -1,6 +1,7 @@
 // The visit as the pipeline sees it (plain data, Dates rather than Firestore Timestamps).
 // docs/data-model.md is the contract the app reads; keep both in step.
 
+import type { TranscriptionSettings } from "../providers/ports.js";
 import type { VisitError } from "./errors.js";
 import type { StatusHistoryEntry, StatusTimeField, VisitStatus } from "./status.js";
 import type { VisitSummary } from "./summary.js";
@@ -51,6 +52,8 @@ export type TranscriptInfo = {
   utteranceCount: number;
   speakerCount: number;
   characterCount: number;
+  /** What the transcription job was asked for and did (null: saved before these were recorded). */
+  settings: TranscriptionSettings | null;
   /** When the transcript was deleted at AssemblyAI after it was saved here (DELETE_PROVIDER_TRANSCRIPTS). */
   providerDeletedAt: Date | null;
 };
