@@ -9,7 +9,8 @@ import { runChaos } from "./chaos.js";
 describe("chaos", () => {
   it.each([11, 29])("seed %i: 40 visits at fault rate 0.25 keep every invariant", async (seed) => {
     // A higher delete rate than the large run's, so that 40 visits surely see deletions.
-    const report = await runChaos({ visits: 40, faultRate: 0.25, seed, deleteRate: 0.2 });
+    // Seed 29 also summarizes every visit in parts (a small context budget), with checkpoints, splits and merges under the same faults.
+    const report = await runChaos({ visits: 40, faultRate: 0.25, seed, deleteRate: 0.2, summaryContextTokens: seed === 29 ? 1_400 : 0 });
     for (const invariant of report.invariants) {
       expect(invariant.ok, `${invariant.name} (${invariant.detail}) ${report.leftovers.join("; ")}`).toBe(true);
     }
@@ -23,5 +24,8 @@ describe("chaos", () => {
     expect(report.deleted).toBeGreaterThan(0);
     expect(report.sweeps.sweepsRun).toBeGreaterThanOrEqual(report.deleted);
     expect(report.reuploads.accepted).toBeGreaterThan(0);
+    // With the small budget, completed visits were summarized in parts (and only then).
+    if (seed === 29) expect(report.summariesInParts.visits).toBe(report.byStatus.completed);
+    else expect(report.summariesInParts.visits).toBe(0);
   }, 300_000);
 });

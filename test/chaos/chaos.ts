@@ -46,6 +46,8 @@ export interface ChaosOptions {
   /** Progress lines (a round summary); nothing identifying a patient. */
   onProgress?: (line: string) => void;
   maxRounds?: number;
+  /** SUMMARY_CONTEXT_TOKENS for the run (0: the model's default, one request per visit); small ones summarize in parts. */
+  summaryContextTokens?: number;
 }
 
 export interface Invariant {
@@ -63,6 +65,8 @@ export interface ChaosReport {
   terminal: number;
   byStatus: Record<string, number>;
   errorCodes: Record<string, number>;
+  /** Completed visits whose summary was written in more than one part, and the most parts of one. */
+  summariesInParts: { visits: number; maxParts: number };
   transcriptsLost: number;
   orphanedProviderJobs: number;
   maxSubmitsPerAttempt: number;
@@ -260,6 +264,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     reuploadRate: options.reuploadRate ?? 0.6,
     badRecordingRate: options.badRecordingRate ?? 0.06,
     maxRounds: options.maxRounds ?? 400,
+    summaryContextTokens: options.summaryContextTokens ?? 0,
   };
   const random = seededRandom(settings.seed);
   const progress = options.onProgress ?? (() => {});
@@ -281,6 +286,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       CHECK_TIME_BUDGET_SECONDS: "60",
       CHECK_CONCURRENCY: "16",
       RETRY_COOLDOWN_SECONDS: "30",
+      SUMMARY_CONTEXT_TOKENS: String(settings.summaryContextTokens),
     },
   });
 
@@ -925,6 +931,10 @@ async function measure(
     terminal,
     byStatus,
     errorCodes,
+    summariesInParts: {
+      visits: states.filter((visit) => visit.status === "completed" && (visit.summaryParts ?? 0) > 1).length,
+      maxParts: Math.max(0, ...states.map((visit) => visit.summaryParts ?? 0)),
+    },
     transcriptsLost,
     orphanedProviderJobs,
     maxSubmitsPerAttempt,

@@ -8,6 +8,7 @@ import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
 import type { LoggedEvent } from "../../functions/src/runtime-hooks.js";
 import { pipeline } from "../../functions/src/pipeline.js";
 import { deleteVisit } from "../../functions/src/stages/delete-visit.js";
+import { retryVisit } from "../../functions/src/stages/retry-visit.js";
 import { exportUserData } from "../../functions/src/stages/export-user-data.js";
 import { countPaidCalls } from "../../functions/src/store/claims.js";
 import { db } from "../../functions/src/store/db.js";
@@ -235,6 +236,21 @@ describe("a multi-hour visit with a small context budget", () => {
     expectEveryTurnOnce(completedRequests().slice(1).filter((body) => fakeTokens(JSON.stringify(body.messages)) <= 600), visitTurns.length);
   });
 
+  it("splitting stops at the paid-call budget, counted per request within one attempt", async () => {
+    await runtime.setEnv({ SUMMARY_CONTEXT_TOKENS: String(CONTEXT_TOKENS), MAX_PAID_CALLS_PER_VISIT: "2" });
+    runtime.openai.respondWith(partAnswer);
+    runtime.openai.setContextLimit(50);
+    const visitId = await uploadVisit("budget", turns(3));
+    await runtime.runUntilSettled([visitId]);
+    const visit = await readVisit(visitId);
+    expect(visit.status).toBe("partial");
+    expect(visit.error?.code).toBe("paid_call_budget_exhausted");
+    // The submission, then one summary request: the budget of 2 was checked before each one.
+    expect(runtime.openai.requests).toHaveLength(1);
+    expect(visit.attempts.summarization).toBe(1);
+    expect(await countPaidCalls(visitId)).toBe(2);
+  });
+
   it("a recording past SUMMARY_MAX_AUDIO_SECONDS ends partial with transcript_too_long; nothing is paid", async () => {
     await runtime.setEnv({ SUMMARY_MAX_AUDIO_SECONDS: "3600" });
     const visitId = await uploadVisit("too-long", turns(75));
@@ -276,6 +292,50 @@ describe("the parts of an unfinished summary", () => {
     const outcome = await deleteVisit(p, { visitId, uid: "user-1", reason: "user" }, Date.now() + 30_000);
     expect(outcome).toMatchObject({ kind: "deleted", removed: { transcriptDocuments: 1 + 2 } });
     expect(await summaryPartDocuments(visitId)).toBe(0);
+  });
+
+  it("are taken up by the retry button's round, and never reused for a different split", async () => {
+    await runtime.setEnv({ SUMMARY_CONTEXT_TOKENS: String(CONTEXT_TOKENS), SUMMARY_MAX_ATTEMPTS: "1" });
+    const firstRound: string[] = [];
+    runtime.openai.respondWith((body) => {
+      const text = userText(body);
+      if (!firstRound.includes(text)) firstRound.push(text);
+      return firstRound.indexOf(text) === 2 ? { unexpected: true } : partAnswer(body);
+    });
+    // Two visits of the same conversation: their parts have the same texts, and each stops at the third.
+    const reused = await uploadVisit("retried", turns(30));
+    await runtime.runUntilSettled([reused]);
+    const resplit = await uploadVisit("resplit", turns(30));
+    await runtime.runUntilSettled([resplit]);
+    for (const visitId of [reused, resplit]) {
+      expect((await readVisit(visitId)).status).toBe("partial");
+      expect(await summaryPartDocuments(visitId)).toBe(2);
+    }
+    const saved = [...firstRound];
+    expect(saved).toHaveLength(3);
+
+    // Same budget: the next round pays only for the parts not saved.
+    runtime.openai.requests.length = 0;
+    runtime.openai.respondWith(partAnswer);
+    expect(await retryVisit(pipeline(), { visitId: reused, uid: "user-1" }, Date.now() + 30_000)).toMatchObject({ kind: "accepted" });
+    await runtime.runUntilSettled([reused]);
+    const retried = await readVisit(reused);
+    expect(retried.status).toBe("completed");
+    const again = completedRequests().map(userText);
+    expect(again.filter((text) => saved.slice(0, 2).includes(text))).toHaveLength(0);
+    expect(retried.summaryParts).toBe(again.length + 2);
+
+    // Another budget: another split, so no saved part fits it and every part is written anew.
+    await runtime.setEnv({ SUMMARY_CONTEXT_TOKENS: String(CONTEXT_TOKENS + 1_500), SUMMARY_MAX_ATTEMPTS: "1" });
+    runtime.openai.requests.length = 0;
+    expect(await retryVisit(pipeline(), { visitId: resplit, uid: "user-1" }, Date.now() + 30_000)).toMatchObject({ kind: "accepted" });
+    await runtime.runUntilSettled([resplit]);
+    const redone = await readVisit(resplit);
+    expect(redone.status).toBe("completed");
+    const texts = completedRequests().map(userText);
+    expect(redone.summaryParts).toBe(texts.length);
+    expect(texts.filter((text) => saved.includes(text))).toHaveLength(0);
+    expectEveryTurnOnce(completedRequests(), turns(30).length);
   });
 
   it("of an earlier recording are removed when a new recording replaces the transcript", async () => {

@@ -103,7 +103,14 @@ function chunkTokens(p: Pipeline): number {
  */
 function partsCallAllowance(p: Pipeline, visit: Visit): number {
   if (!visit.transcript) return 0;
-  const parts = estimatedChunkCount(visit.transcript, Math.max(1, chunkTokens(p)));
+  let tokens: number;
+  try {
+    tokens = chunkTokens(p);
+  } catch {
+    // No summarizer (a missing secret): the attempt itself ends the stage with config_invalid.
+    return 0;
+  }
+  const parts = estimatedChunkCount(visit.transcript, Math.max(1, tokens));
   return parts > 1 ? 3 * parts : 0;
 }
 
