@@ -21,7 +21,7 @@ import { loadTranscript } from "../store/transcripts.js";
 import { PipelineError, asPipelineError } from "../visit/errors.js";
 import type { ErrorCode } from "../visit/errors.js";
 import type { Visit } from "../visit/model.js";
-import { mergeSummaries } from "../visit/summary-merge.js";
+import { mergeSummaries, mostCommon } from "../visit/summary-merge.js";
 import {
   MIN_CHUNK_TOKENS,
   chunkText,
@@ -180,15 +180,7 @@ async function summarizeInParts(p: Pipeline, work: StepWork<"openai">): Promise<
   );
   if (merged.clipped > 0) logs.summaryMergeClipped(visit.id, done.length, merged.clipped);
   const models = [...new Set(done.map((part) => part.model))];
-  return { summary: merged.summary, model: mostParts(done.map((part) => part.model)), models, parts: done.length, usage: writer.usage() };
-}
-
-function mostParts(models: readonly string[]): string {
-  const counts = new Map<string, number>();
-  for (const model of models) counts.set(model, (counts.get(model) ?? 0) + 1);
-  let best = models[0] ?? "";
-  for (const [model, count] of counts) if (count > (counts.get(best) ?? 0)) best = model;
-  return best;
+  return { summary: merged.summary, model: mostCommon(done.map((part) => part.model)), models, parts: done.length, usage: writer.usage() };
 }
 
 // Bad answers of the model itself: one is asked again, a repeated one goes to the fallback model.

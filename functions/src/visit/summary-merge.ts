@@ -86,7 +86,7 @@ function mergeBy<T>(items: readonly T[], key: (item: T) => string, combine: (kep
 }
 
 /** The most frequent value; a tie goes to the one seen first. */
-function mostCommon(values: readonly string[]): string {
+export function mostCommon(values: readonly string[]): string {
   const counts = new Map<string, number>();
   for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
   let best = values[0] ?? "";
