@@ -246,12 +246,29 @@ export const tunables = {
     200,
     "Paid provider calls (AssemblyAI submissions, OpenAI summaries) one visit may use across attempts, rounds and retries.",
   ),
-  summaryMaxTranscriptChars: intTunable(
-    "SUMMARY_MAX_TRANSCRIPT_CHARS",
-    300_000,
-    1_000,
-    4_000_000,
-    "Longest transcript sent to the summary model; longer ones end partial with transcript_too_long.",
+  summaryMaxAudioSeconds: intTunable(
+    "SUMMARY_MAX_AUDIO_SECONDS",
+    28_800,
+    60,
+    86_400,
+    "Longest recording that is summarized (in parts when its transcript does not fit one request); longer ones end partial with transcript_too_long.",
+  ),
+  summaryContextTokens: {
+    param: defineInt("SUMMARY_CONTEXT_TOKENS", {
+      default: 0,
+      description: "Prompt tokens one summary request may carry (estimated); 0 = the model's default. Longer transcripts are summarized in parts.",
+    }),
+    defaultValue: 0,
+    schema: z.coerce
+      .number()
+      .int()
+      .refine((tokens) => tokens === 0 || (tokens >= 1_000 && tokens <= 2_000_000), "0, or 1000 to 2000000"),
+  } satisfies Tunable<number>,
+  openAiFallbackModel: stringTunable(
+    "OPENAI_FALLBACK_MODEL",
+    "",
+    z.string().regex(/^(?:[A-Za-z0-9._:-]{1,100})?$/),
+    "OpenAI model used when the primary one cannot write a summary (not found or retired, context exceeded, repeated invalid output); empty: none.",
   ),
 } as const;
 

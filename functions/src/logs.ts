@@ -88,6 +88,13 @@ export const logs = {
     visitId: string,
     fields: { attempt: number; model: string; actionItemCount: number; promptTokens?: number; completionTokens?: number; durationMs: number },
   ) => emit("info", "summarization_completed", { visitId, ...fields }),
+  summaryPartsPlanned: (visitId: string, fields: { parts: number; alreadySaved: number; lines: number; chunkTokens: number }) =>
+    emit("info", "summary_parts_planned", { visitId, ...fields }),
+  summaryPartSplit: (visitId: string, from: number, to: number) => emit("warn", "summary_part_split", { visitId, from, to }),
+  summaryFallbackUsed: (visitId: string, model: string, reason: string) =>
+    emit("warn", "summary_fallback_used", { visitId, model, reason }),
+  summaryMergeClipped: (visitId: string, parts: number, clipped: number) =>
+    emit("warn", "summary_merge_clipped", { visitId, parts, clipped }),
 
   providerRetry: (
     visitId: string,

@@ -720,6 +720,9 @@ describe("GET /me/export", () => {
       status: "completed",
       error: null,
       summaryModel: visit.summaryModel,
+      summaryModels: visit.summaryModels,
+      summaryParts: 1,
+      unmergedSummaryParts: [],
       recording: { fileName: "visit-en.m4a", contentType: "audio/mp4", sizeBytes: visit.audio!.sizeBytes, deletedAt: null, downloadUrlExpiresInSeconds: 900 },
     });
     expect(exported.summary).toEqual(JSON.parse(JSON.stringify(visit.summary)));

@@ -11,12 +11,13 @@ describe("chaos", () => {
   // Seed 11 with the production limits; seed 29 with a day's quota below the visits per user, so
   // that the quota refuses recordings too (and the visits it refuses stay unpaid).
   const runs = [
-    { seed: 11, limits: {}, refusedWith: "too_many_active_visits", minCompletedShare: 0.5 },
-    { seed: 29, limits: { uploadQuotaPerDay: 3 }, refusedWith: "upload_quota_exceeded", minCompletedShare: 0.25 },
+    { seed: 11, limits: {}, refusedWith: "too_many_active_visits", minCompletedShare: 0.5, summaryContextTokens: 0 },
+    // Seed 29 also summarizes every visit in parts (a small context budget), with checkpoints, splits and merges under the same faults.
+    { seed: 29, limits: { uploadQuotaPerDay: 3 }, refusedWith: "upload_quota_exceeded", minCompletedShare: 0.25, summaryContextTokens: 1_400 },
   ];
   it.each(runs)("seed $seed: 40 visits at fault rate 0.25 keep every invariant (limits $limits)", async (run) => {
     // A higher delete rate than the large run's, so that 40 visits surely see deletions.
-    const report = await runChaos({ visits: 40, faultRate: 0.25, seed: run.seed, deleteRate: 0.2, limits: run.limits });
+    const report = await runChaos({ visits: 40, faultRate: 0.25, seed: run.seed, deleteRate: 0.2, limits: run.limits, summaryContextTokens: run.summaryContextTokens });
     for (const invariant of report.invariants) {
       expect(invariant.ok, `${invariant.name} (${invariant.detail}) ${report.leftovers.join("; ")}`).toBe(true);
     }
@@ -33,5 +34,8 @@ describe("chaos", () => {
     expect(report.reuploads.accepted).toBeGreaterThan(0);
     // The per-user limits refused visits (five visits per user arrive at once).
     expect(report.limits?.refusals[run.refusedWith]).toBeGreaterThan(0);
+    // With the small budget, completed visits were summarized in parts (and only then).
+    if (run.summaryContextTokens > 0) expect(report.summariesInParts.visits).toBe(report.byStatus.completed);
+    else expect(report.summariesInParts.visits).toBe(0);
   }, 300_000);
 });

@@ -54,6 +54,8 @@ export interface ChaosOptions {
   /** Progress lines (a round summary); nothing identifying a patient. */
   onProgress?: (line: string) => void;
   maxRounds?: number;
+  /** SUMMARY_CONTEXT_TOKENS for the run (0: the model's default, one request per visit); small ones summarize in parts. */
+  summaryContextTokens?: number;
 }
 
 export interface Invariant {
@@ -73,6 +75,8 @@ export interface ChaosReport {
   terminal: number;
   byStatus: Record<string, number>;
   errorCodes: Record<string, number>;
+  /** Completed visits whose summary was written in more than one part, and the most parts of one. */
+  summariesInParts: { visits: number; maxParts: number };
   transcriptsLost: number;
   orphanedProviderJobs: number;
   maxSubmitsPerAttempt: number;
@@ -303,6 +307,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             uploadQuotaPerDay: options.limits?.uploadQuotaPerDay ?? tunables.uploadQuotaPerDay.defaultValue,
             maxConcurrentVisitsPerUser: options.limits?.maxConcurrentVisitsPerUser ?? tunables.maxConcurrentVisitsPerUser.defaultValue,
           },
+    summaryContextTokens: options.summaryContextTokens ?? 0,
   };
   const random = seededRandom(settings.seed);
   const progress = options.onProgress ?? (() => {});
@@ -330,6 +335,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             MAX_CONCURRENT_VISITS_PER_USER: String(settings.limits.maxConcurrentVisitsPerUser),
           }
         : {}),
+      SUMMARY_CONTEXT_TOKENS: String(settings.summaryContextTokens),
     },
   });
 
@@ -1025,6 +1031,10 @@ async function measure(
     terminal,
     byStatus,
     errorCodes,
+    summariesInParts: {
+      visits: states.filter((visit) => visit.status === "completed" && (visit.summaryParts ?? 0) > 1).length,
+      maxParts: Math.max(0, ...states.map((visit) => visit.summaryParts ?? 0)),
+    },
     transcriptsLost,
     orphanedProviderJobs,
     maxSubmitsPerAttempt,

@@ -84,6 +84,7 @@ function printReport(report: ChaosReport): void {
     `  drained in ${report.drainSeconds} s (${report.rounds} checker rounds + ${report.sweeps.finalRounds} housekeeping rounds, ${report.virtualMinutes} virtual minutes)`,
     `  terminal: ${report.terminal}/${report.existing} existing visits — ${formatCounts(report.byStatus)}; deleted: ${report.deleted}`,
     `  final error codes: ${formatCounts(report.errorCodes) || "none"}`,
+    `  summaries in parts: ${report.summariesInParts.visits} visits (at most ${report.summariesInParts.maxParts} parts)`,
     `  transcripts lost: ${report.transcriptsLost}; completed provider jobs not used: ${report.orphanedProviderJobs}`,
     `  AssemblyAI jobs: max per (visit, generation, attempt) ${report.maxSubmitsPerAttempt}; per visit max ${report.submitsPerVisit.max}, mean ${report.submitsPerVisit.mean}`,
     `  submits while a completed transcript existed: ${report.submitsWhileTranscriptExisted}`,

@@ -64,6 +64,8 @@ export class FakeOpenAI {
   readonly faults = new FaultInjector(appliesToOpenAI);
   private completions = 0;
   private override: ((body: ChatRequestBody) => unknown) | null = null;
+  private readonly contextLimits = new Map<string | null, number>();
+  private readonly missingModels = new Set<string>();
   private readonly apiKey: string;
   private readonly contract: Contract | null;
 
@@ -103,10 +105,28 @@ export class FakeOpenAI {
     this.override = fn;
   }
 
+  /**
+   * Answers 400 `context_length_exceeded`, as OpenAI does, for a request whose messages this fake
+   * estimates (4 characters a token) at more than `tokens` — for `model` only, or for every model
+   * without a limit of its own; null: no limit.
+   */
+  setContextLimit(tokens: number | null, model: string | null = null): void {
+    if (tokens === null) this.contextLimits.delete(model);
+    else this.contextLimits.set(model, tokens);
+  }
+
+  /** Answers 404 `model_not_found` for requests naming one of these models (retired or never existing). */
+  setMissingModels(models: readonly string[]): void {
+    this.missingModels.clear();
+    for (const model of models) this.missingModels.add(model);
+  }
+
   reset(): void {
     this.requests.length = 0;
     this.completions = 0;
     this.override = null;
+    this.contextLimits.clear();
+    this.missingModels.clear();
     this.faults.clear();
   }
 
@@ -150,6 +170,8 @@ export class FakeOpenAI {
   private complete(body: RequestBody, fault: FaultKind | undefined): JsonAnswer {
     const checked = this.checkRequest(body);
     if (!checked.ok) return checked.answer;
+    const refused = this.modelRefusal(checked.request);
+    if (refused !== undefined) return refused;
     this.completions += 1;
     return { status: 200, body: completionResponse(checked.request, this.contentFor(checked.request), fault) };
   }
@@ -167,6 +189,26 @@ export class FakeOpenAI {
     if (!isChatRequestBody(body.value)) return reject("The request needs a string 'model' and a 'messages' array.");
     if (body.value.stream === true) return reject(OPENAI_ERROR_MESSAGES.streamingUnsupported, "stream");
     return { ok: true, request: body.value };
+  }
+
+  /** What the model itself refuses before generating (no completion is billed). */
+  private modelRefusal(request: ChatRequestBody): JsonAnswer | undefined {
+    if (this.missingModels.has(request.model)) {
+      return openAIError(404, `The model \`${request.model}\` does not exist or you do not have access to it.`, "invalid_request_error", {
+        code: "model_not_found",
+      });
+    }
+    const tokens = estimateTokens(JSON.stringify(request.messages));
+    const limit = this.contextLimits.get(request.model) ?? this.contextLimits.get(null);
+    if (limit !== undefined && tokens > limit) {
+      return openAIError(
+        400,
+        `This model's maximum context length is ${limit} tokens. However, your messages resulted in ${tokens} tokens. Please reduce the length of the messages.`,
+        "invalid_request_error",
+        { param: "messages", code: "context_length_exceeded" },
+      );
+    }
+    return undefined;
   }
 
   private contentFor(request: ChatRequestBody): string {
@@ -327,7 +369,7 @@ function pointerToParam(pointer: string): string {
     .reduce((param, part) => (/^\d+$/.test(part) ? `${param}[${part}]` : param === "" ? part : `${param}.${part}`), "");
 }
 
-function estimateTokens(text: string): number {
+export function estimateTokens(text: string): number {
   return Math.max(1, Math.ceil(text.length / 4));
 }
 

@@ -47,7 +47,8 @@ describe("a silent recording", () => {
 
 describe("a transcript larger than a Firestore document", () => {
   it("is stored in pages and read back whole; one too long to summarize ends partial, transcript kept", async () => {
-    // ~1.3 MB of utterances: over the 1 MiB document limit, so it must be paged.
+    // ~1.3 MB of utterances: over the 1 MiB document limit, so it must be paged. About 12 hours
+    // of speech at the fake's pace: past SUMMARY_MAX_AUDIO_SECONDS (8 hours by default).
     runtime.assemblyai.registerAudio("long-visit", {
       kind: "transcript",
       languageCode: "en",
@@ -75,7 +76,7 @@ describe("a transcript larger than a Firestore document", () => {
   });
 
   it("a long transcript within the summary limit is summarized from its pages", async () => {
-    await runtime.setEnv({ SUMMARY_MAX_TRANSCRIPT_CHARS: "4000000" });
+    await runtime.setEnv({ SUMMARY_MAX_AUDIO_SECONDS: "86400" });
     try {
       runtime.assemblyai.registerAudio("long-visit", { kind: "transcript", languageCode: "en", turns: longTurns(1_200, 90) });
       const visitId = newVisitId();
@@ -91,7 +92,7 @@ describe("a transcript larger than a Firestore document", () => {
       expect(prompt).toContain(`[${String(minutes).padStart(2, "0")}:`);
       expect(prompt.length).toBeGreaterThan(500_000);
     } finally {
-      await runtime.setEnv({ SUMMARY_MAX_TRANSCRIPT_CHARS: undefined });
+      await runtime.setEnv({ SUMMARY_MAX_AUDIO_SECONDS: undefined });
     }
   });
 });

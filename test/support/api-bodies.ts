@@ -62,6 +62,9 @@ export interface ExportedVisitBody {
   transcript: { languageCode: string | null; text: string; utterances: { speaker: string | null; text: string }[] } | null;
   summary: { overview: string; actionItems: unknown[] } | null;
   summaryModel: string | null;
+  summaryModels: string[];
+  summaryParts: number | null;
+  unmergedSummaryParts: { generation: string; from: number; to: number; model: string | null; summary: unknown }[];
   actionItems: Record<string, unknown>[];
 }
 

@@ -11,6 +11,7 @@ import { makeParseableResponseFormat } from "openai/lib/parser";
 import type { ParsedChatCompletion } from "openai/resources/chat/completions/completions";
 import { z } from "zod";
 import { PipelineError } from "../visit/errors.js";
+import { estimateTokens } from "../visit/summary-plan.js";
 import { VisitSummarySchema } from "../visit/summary.js";
 import type { VisitSummary } from "../visit/summary.js";
 import type { SummaryRequest, SummaryResult, Summarizer } from "./ports.js";
@@ -61,7 +62,7 @@ export function createOpenAi(options: OpenAiOptions): Summarizer {
       try {
         completion = await client.chat.completions.parse(
           {
-            model: options.model,
+            model: request.model ?? options.model,
             messages: buildMessages(request),
             response_format: RESPONSE_FORMAT,
             max_completion_tokens: MAX_COMPLETION_TOKENS,
@@ -73,8 +74,9 @@ export function createOpenAi(options: OpenAiOptions): Summarizer {
       } catch (error) {
         throw classifyParseFailure(error);
       }
-      return readCompletion(completion, options.model);
+      return readCompletion(completion, request.model ?? options.model);
     },
+    promptOverheadTokens: () => PROMPT_OVERHEAD_TOKENS,
   };
 }
 
@@ -93,9 +95,21 @@ export function buildMessages(request: SummaryRequest): OpenAI.Chat.ChatCompleti
         "Use empty lists when nothing of a kind was discussed.",
       ].join("\n"),
     },
-    { role: "user", content: `Visit ${language}\n\nTranscript:\n${request.transcriptText}` },
+    { role: "user", content: `Visit ${language}${request.part ? PART_NOTE : ""}\n\nTranscript:\n${request.transcriptText}` },
   ];
 }
+
+const PART_NOTE =
+  "\nThis is one consecutive part of the transcript of a long visit; summarize only what is said in this part (the parts are merged afterwards).";
+
+/**
+ * The prompt without its transcript, at its longest (a part, a long language code), plus the
+ * response schema, which counts as prompt tokens too, and a few tokens per message.
+ */
+const PROMPT_OVERHEAD_TOKENS =
+  estimateTokens(JSON.stringify(buildMessages({ transcriptText: "", languageCode: "xxx-xxxxxxxx", part: true }))) +
+  estimateTokens(JSON.stringify(ZOD_RESPONSE_FORMAT.json_schema)) +
+  16;
 
 function readCompletion(completion: ParsedChatCompletion<VisitSummary>, requestedModel: string): SummaryResult {
   const message = completion.choices[0]?.message;
@@ -185,6 +199,13 @@ export function classifyOpenAiError(error: unknown): PipelineError {
     return new PipelineError("provider_network_error", { detail: error.message, cause: error });
   }
   if (error instanceof OpenAI.APIError && typeof error.status === "number") {
+    // Faults of the model, not of the service: the stage splits further or asks the fallback model.
+    if (error.code === "context_length_exceeded") {
+      return new PipelineError("summary_context_exceeded", { httpStatus: error.status, detail: "OpenAI context_length_exceeded", cause: error });
+    }
+    if (error.code === "model_not_found") {
+      return new PipelineError("summary_model_unavailable", { httpStatus: error.status, detail: "OpenAI model_not_found", cause: error });
+    }
     // Out of credit, or a hard spend limit reached: waiting does not help.
     const quota =
       error.type === "insufficient_quota" || (typeof error.code === "string" && SPEND_LIMIT_CODES.has(error.code));

@@ -80,6 +80,10 @@ export interface SummaryRequest {
   transcriptText: string;
   /** ISO 639-1 code of the recording's language, when known. */
   languageCode: string | null;
+  /** The model to ask; null: the adapter's default (OPENAI_MODEL). */
+  model?: string | null;
+  /** The text is one consecutive part of a longer transcript, summarized on its own and merged after. */
+  part?: boolean;
 }
 
 export interface SummaryResult {
@@ -89,6 +93,8 @@ export interface SummaryResult {
 }
 
 export interface Summarizer {
-  /** Paid: call once per claimed attempt. */
+  /** Paid: each call goes through the step runner's `pay`. */
   summarize(request: SummaryRequest, signal?: AbortSignal): Promise<SummaryResult>;
+  /** Estimated prompt tokens of a request apart from its transcript text (instructions, schema). */
+  promptOverheadTokens(): number;
 }

@@ -5,6 +5,7 @@
 
 import type { Pipeline } from "../pipeline.js";
 import { listActionItems } from "../store/actions.js";
+import { listSummaryParts } from "../store/summary-parts.js";
 import { loadTranscript } from "../store/transcripts.js";
 import { listUserVisits } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
@@ -64,6 +65,10 @@ async function exportVisit(p: Pipeline, visit: Visit) {
     transcript: transcript && { languageCode: transcript.languageCode, text: transcript.text, utterances: transcript.utterances },
     summary: visit.summary,
     summaryModel: visit.summaryModel,
+    summaryModels: visit.summaryModels,
+    summaryParts: visit.summaryParts,
+    // Parts of a summary still being written (they are deleted once it is saved).
+    unmergedSummaryParts: await listSummaryParts(visit.id),
     actionItems: await listActionItems(visit.id),
   };
 }

@@ -19,8 +19,8 @@ import type { Claim, WorkKey } from "../store/claims.js";
 import { applyVisitEvent, getVisit, updateVisit } from "../store/visits.js";
 import type { GuardedWrite, SameCommitWrites } from "../store/visits.js";
 import { addSeconds, nextAttemptDelaySeconds } from "../visit/backoff.js";
-import { asPipelineError, visitError } from "../visit/errors.js";
-import type { ErrorCode, PipelineError, VisitError } from "../visit/errors.js";
+import { PipelineError, asPipelineError, visitError } from "../visit/errors.js";
+import type { ErrorCode, VisitError } from "../visit/errors.js";
 import { leaseIsLive } from "../visit/model.js";
 import type { LeaseStage, Visit, VisitPatch } from "../visit/model.js";
 import type { VisitEvent, VisitStatus } from "../visit/status.js";
@@ -62,6 +62,11 @@ export interface PaidStep<P extends ProviderName, Output> {
   leaseSeconds: number;
   /** Where local runtimes crash or stall an attempt: right after its paid call returned. */
   afterPaidCall: FailpointName;
+  /**
+   * Paid calls this visit may make beyond MAX_PAID_CALLS_PER_VISIT, for a step that needs several
+   * per attempt (a summary in parts). The ceiling is checked before each call, not only per attempt.
+   */
+  paidCallAllowance?(visit: Visit): number;
   /** Why the visit cannot take this step at all (checked before anything is claimed), or null. */
   cannotRun?(visit: Visit): ErrorCode | null;
   /** The paid work of one attempt. */
@@ -141,6 +146,7 @@ interface StartedAttempt<P extends ProviderName> {
   gate: Extract<ProviderGate<P>, { allowed: true }>;
   ledger: Ledger;
   outOfAttempts: boolean;
+  paidCallCeiling: number;
 }
 
 /** Everything before the paid work: guard, deadline, attempts, breaker gate, claim, lease. */
@@ -166,7 +172,8 @@ async function startAttempt<P extends ProviderName, Output>(
   if (outOfAttempts && ledger.leftovers.length === 0) return endStep(p, step, visit, lastErrorCode(visit), null);
 
   // A ceiling on what one visit may cost, whatever retries and rounds ask for.
-  if ((await countPaidCalls(visit.id)) >= p.config.maxPaidCallsPerVisit) {
+  const paidCallCeiling = p.config.maxPaidCallsPerVisit + (step.paidCallAllowance?.(visit) ?? 0);
+  if ((await countPaidCalls(visit.id)) >= paidCallCeiling) {
     return endStep(p, step, visit, "paid_call_budget_exhausted", null);
   }
 
@@ -192,7 +199,7 @@ async function startAttempt<P extends ProviderName, Output>(
     { now, guard: { statuses: [step.status], generation } },
   );
   if (!leased.applied) return "superseded";
-  return { visit: leased.visit, work, lease, gate, ledger, outOfAttempts };
+  return { visit: leased.visit, work, lease, gate, ledger, outOfAttempts, paidCallCeiling };
 }
 
 /** The paid work of a started attempt, its checkpoint, or the decision after its failure. */
@@ -207,6 +214,8 @@ async function runAttempt<P extends ProviderName, Output>(
     visit,
     attempt: work.attempt,
     async pay(operation, send, identifies) {
+      // The first call was checked with the attempt; each further one of the same attempt here.
+      if (sent && (await countPaidCalls(visit.id)) >= started.paidCallCeiling) throw new PipelineError("paid_call_budget_exhausted");
       await recordWorkSent(visit.id, work, { now: p.now(), ...identifies });
       sent = true;
       const result = await gate.call(operation, send);

@@ -4,7 +4,7 @@
 // built here and nowhere else; what is counted later (paid attempts, suspects) is read from the
 // claim's fields, never parsed back out of its key.
 
-import { Timestamp } from "firebase-admin/firestore";
+import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import { z } from "zod";
 import type { LeaseStage } from "../visit/model.js";
 import { SUBCOLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
@@ -32,6 +32,8 @@ export type Claim = WorkKey & {
   expiresAt: Date;
   /** When the paid request was about to leave (set before it is sent): this attempt was paid for. */
   sentAt: Date | null;
+  /** Paid requests the attempt sent (a summary written in parts sends one per part). */
+  paidCalls: number;
   /** SHA-256 of the signed audio URL a submission sent, to find the job it may have created. */
   audioUrlSha256: string | null;
   outcome: ClaimResult | null;
@@ -56,7 +58,8 @@ export interface ClaimHolder {
 
 const nullable = <T extends z.ZodType>(schema: T) => schema.nullish().transform((value) => value ?? null);
 
-const ClaimSchema = z.object({
+const ClaimSchema = z
+  .object({
   stage: z.enum(["transcription", "summarization"]),
   generation: z.string(),
   round: z.number(),
@@ -65,13 +68,16 @@ const ClaimSchema = z.object({
   claimedAt: z.date(),
   expiresAt: z.date(),
   sentAt: nullable(z.date()),
+  // Claims written before the count: a sent one made one call.
+  paidCalls: z.number().nullish().transform((value) => value ?? null),
   audioUrlSha256: nullable(z.string()),
   outcome: nullable(z.enum(CLAIM_RESULTS)),
   code: nullable(z.string()),
   transcriptId: nullable(z.string()),
   finishedAt: nullable(z.date()),
   purgeAt: nullable(z.date()),
-}) satisfies z.ZodType<Claim, unknown>;
+  })
+  .transform(({ paidCalls, ...claim }) => ({ ...claim, paidCalls: paidCalls ?? (claim.sentAt ? 1 : 0) })) satisfies z.ZodType<Claim, unknown>;
 
 const GateClaimSchema = z.object({
   stage: z.enum(["check", "retry"]),
@@ -114,6 +120,7 @@ export function claimWork(visitId: string, work: WorkKey, holder: ClaimHolder): 
     claimedAt: holder.now,
     expiresAt: holder.expiresAt,
     sentAt: null,
+    paidCalls: 0,
     audioUrlSha256: null,
     outcome: null,
     code: null,
@@ -133,10 +140,14 @@ async function updateUnlessDeleted(update: () => Promise<unknown>): Promise<void
   }
 }
 
-/** Noted before a paid request is sent, so the attempt counts as paid and its result can be looked for. */
+/** Noted before each paid request is sent, so the attempt counts as paid and its result can be looked for. */
 export function recordWorkSent(visitId: string, work: WorkKey, sent: { now: Date; audioUrlSha256?: string }): Promise<void> {
   return updateUnlessDeleted(() =>
-    workRef(visitId, work).update({ sentAt: sent.now, ...(sent.audioUrlSha256 ? { audioUrlSha256: sent.audioUrlSha256 } : {}) }),
+    workRef(visitId, work).update({
+      sentAt: sent.now,
+      paidCalls: FieldValue.increment(1),
+      ...(sent.audioUrlSha256 ? { audioUrlSha256: sent.audioUrlSha256 } : {}),
+    }),
   );
 }
 
@@ -155,10 +166,10 @@ export function recordWorkOutcome(
   );
 }
 
-/** Paid provider calls made for a visit so far: attempts of any stage, round or recording that were sent. */
+/** Paid provider calls made for a visit so far: the requests sent by attempts of any stage, round or recording. */
 export async function countPaidCalls(visitId: string): Promise<number> {
   const snapshot = await claims(visitId).withConverter(claimConverter).where("stage", "in", ["transcription", "summarization"]).get();
-  return snapshot.docs.filter((doc) => doc.data().sentAt !== null).length;
+  return snapshot.docs.reduce((sum, doc) => sum + doc.data().paidCalls, 0);
 }
 
 /** The work claims of one stage of a visit (a handful per recording). */

@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { CompletedTranscript, Utterance } from "../providers/ports.js";
 import type { TranscriptInfo } from "../visit/model.js";
 import { SUBCOLLECTIONS, db } from "./db.js";
+import { deleteSummaryParts } from "./summary-parts.js";
 import { typedConverter } from "./typed-documents.js";
 import { visitRef } from "./visits.js";
 
@@ -194,10 +195,12 @@ export async function transcriptExists(visitId: string, generation: string): Pro
 
 /**
  * Removes the transcript of every recording but `keepGeneration` (all of them when null):
- * the artifact and its pages. Returns how many documents it deleted.
+ * the artifact, its pages and the summary parts written from it. Returns how many documents it deleted.
  */
 export async function deleteTranscripts(visitId: string, keepGeneration: string | null): Promise<number> {
   let deleted = await deletePages(visitId, (page) => page.generation !== keepGeneration);
+  // The summary parts written from a transcript go with it.
+  deleted += await deleteSummaryParts(visitId, keepGeneration);
   const artifact = await artifacts(visitId).doc(TRANSCRIPT_ARTIFACT_ID).get();
   const generation: unknown = artifact.get("generation");
   if (artifact.exists && (keepGeneration === null || generation !== keepGeneration)) {

@@ -65,6 +65,8 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
   ),
   summary: nullable(VisitSummarySchema),
   summaryModel: nullable(z.string()),
+  summaryModels: z.array(z.string()).default([]),
+  summaryParts: nullable(z.number()),
   actionItemCount: z.number().default(0),
   error: nullable(
     z.object({ stage: z.enum(PIPELINE_STAGES), code: ErrorCodeSchema, message: z.string(), retryable: z.boolean() }),
@@ -216,6 +218,14 @@ export function applyVisitEvent(
   );
 }
 
+/**
+ * Writes of another document (a summary part) that must land only while the guard holds, in one
+ * commit with a touch of the visit's `updatedAt`.
+ */
+export function writeGuarded(visitId: string, options: { now: Date; guard: VisitGuard }, writes: SameCommitWrites): Promise<GuardedWrite> {
+  return guardedWrite(visitId, options.guard, () => ({ updatedAt: options.now }), writes);
+}
+
 /** A guarded write that does not change the status (leases, check times, attempt counters). */
 export function updateVisit(visitId: string, fields: VisitPatch, options: { now: Date; guard: VisitGuard }): Promise<GuardedWrite> {
   return guardedWrite(visitId, options.guard, () => ({ ...fields, updatedAt: options.now }));
@@ -251,6 +261,8 @@ function freshRecording(input: { userId: string; audio: AudioRef; deadlineAt: Da
     transcript: null,
     summary: null,
     summaryModel: null,
+    summaryModels: [],
+    summaryParts: null,
     actionItemCount: 0,
     attempts: { transcription: 0, summarization: 0 },
     checks: 0,

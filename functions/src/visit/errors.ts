@@ -87,7 +87,17 @@ export const ERROR_CODES = {
   transcript_too_long: {
     transient: false,
     retryable: false,
-    message: "The transcript is too long to summarize in one pass.",
+    message: "The recording is longer than the longest visit that is summarized.",
+  },
+  summary_context_exceeded: {
+    transient: false,
+    retryable: true,
+    message: "Part of the visit was too long for the summary model even when split as far as it can be.",
+  },
+  summary_model_unavailable: {
+    transient: false,
+    retryable: true,
+    message: "The summary model is not available; the service's configuration must be updated.",
   },
 
   // Provider faults, classified by HTTP status and error type.

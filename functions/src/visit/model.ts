@@ -75,8 +75,12 @@ export type Visit = StatusTimes & {
   transcriptId: string | null;
   transcript: TranscriptInfo | null;
   summary: VisitSummary | null;
-  /** The model that wrote the summary. */
+  /** The model that wrote the summary (of a summary in parts: the one that wrote most of them). */
   summaryModel: string | null;
+  /** Every model that wrote part of the summary, in order of first use (more than one after a fallback). */
+  summaryModels: string[];
+  /** How many parts the transcript was summarized in (1: one request); null until summarized. */
+  summaryParts: number | null;
   actionItemCount: number;
   error: VisitError | null;
   retryCount: number;
