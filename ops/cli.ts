@@ -10,7 +10,15 @@ const toStderr = (...args: unknown[]) => {
 console.log = console.info = console.debug = console.warn = toStderr;
 console.error = toStderr;
 
-const { runOps } = await import("../functions/src/ops/cli.js");
-const { resetAdminApp } = await import("../functions/src/store/db.js");
-process.exitCode = await runOps(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
-await resetAdminApp();
+// Exit 5 ("failure") for anything that escapes the commands, e.g. a module that cannot load:
+// exit 1 means findings to the scripts that call this.
+const FAILED = 5;
+try {
+  const { runOps } = await import("../functions/src/ops/cli.js");
+  const { resetAdminApp } = await import("../functions/src/store/db.js");
+  process.exitCode = await runOps(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  await resetAdminApp();
+} catch (error) {
+  process.stderr.write(`ops: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = FAILED;
+}
