@@ -166,7 +166,10 @@ interface ResumePlan {
   transcript?: CompletedTranscript;
 }
 
-/** chooseResume without asking AssemblyAI: a known job is polled again by the checker. */
+/**
+ * chooseResume without asking AssemblyAI: a known job is polled again by the checker, unless
+ * AssemblyAI already reported that job failed.
+ */
 async function resumeWithoutProvider(visit: Visit): Promise<ResumePlan> {
   const fromStore = await resumePlanFromStore(visit);
   if (fromStore) return fromStore;
@@ -186,8 +189,9 @@ async function resumePlanFromStore(visit: Visit): Promise<ResumePlan | null> {
 
 async function chooseResume(p: Pipeline, visit: Visit, deadlineMs: number): Promise<ResumePlan> {
   const fromStore = await resumePlanFromStore(visit);
+  if (fromStore) return fromStore;
   const transcriptId = visit.transcriptId;
-  if (fromStore || !transcriptId) return fromStore ?? { stage: "transcription" };
+  if (!transcriptId) return { stage: "transcription" };
   const gate = await openProviderGate(p, "assemblyai", { visitId: visit.id, deadlineMs });
   // While AssemblyAI is down, the known job is polled by the checker once it is back.
   if (!gate.allowed) return { stage: "transcript_checkpoint" };
