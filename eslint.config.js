@@ -29,7 +29,7 @@ export default tseslint.config(
   },
   {
     // Command-line programs (demo, stub CLI, chaos, bench, CI helpers) print to the console.
-    files: ["test/**/*.ts", "mobile-client-stub/src/cli.ts", "mobile-client-stub/src/cli/**/*.ts", ".ci/**/*.mjs"],
+    files: ["test/**/*.ts", "mobile-client-stub/src/cli.ts", "mobile-client-stub/src/cli/**/*.ts", "ops/cli.ts", ".ci/**/*.mjs"],
     rules: { "no-console": "off" },
   },
   {

@@ -60,6 +60,9 @@ export const logs = {
   /** A paid attempt failed; `willRetry` says whether another attempt follows automatically. */
   attemptFailed: (stage: LeaseStage, visitId: string, attempt: number, error: PipelineError, willRetry: boolean) =>
     emit(willRetry ? "warn" : "error", ATTEMPT_FAILED_EVENT[stage], { visitId, attempt, willRetry, ...errorFields(error) }),
+  /** A paid stage gave up (attempts, deadline, budget): the visit ended `failed` or `partial` with `code`. */
+  stageEnded: (visitId: string, stage: LeaseStage, status: VisitStatus, code: string) =>
+    emit("error", "visit_stage_ended", { visitId, stage, status, code }),
   transcriptionSubmitted: (visitId: string, transcriptId: string, attempt: number, durationMs: number) =>
     emit("info", "transcription_submitted", { visitId, transcriptId, attempt, durationMs }),
   submissionRecoveryChecked: (visitId: string, suspects: number, found: boolean) =>
@@ -111,6 +114,11 @@ export const logs = {
   retryAccepted: (visitId: string, retryCount: number, resumedStage: string) =>
     emit("info", "retry_accepted", { visitId, retryCount, resumedStage }),
   retryRejected: (visitId: string, code: string) => emit("info", "retry_rejected", { visitId, code }),
+  /** Operator actions (ops CLI); who and why are in the visit's audit, not in logs. */
+  operatorRequeued: (visitId: string, retryCount: number, resumedStage: string) =>
+    emit("warn", "operator_requeued", { visitId, retryCount, resumedStage }),
+  operatorFailed: (visitId: string, status: VisitStatus) => emit("warn", "operator_failed", { visitId, status }),
+  operatorBreakerReset: (provider: string, previousState: string) => emit("warn", "operator_breaker_reset", { provider, previousState }),
   apiRequestFailed: (requestId: string, route: string, detail: string) =>
     emit("error", "api_request_failed", { requestId, route, detail }),
   staleWriteRejected: (visitId: string, stage: string, attempt: number, reason: string) =>

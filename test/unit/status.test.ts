@@ -23,18 +23,30 @@ const EVENTS: VisitEvent[] = [
   { type: "retry_accepted", resume: "transcription" },
   { type: "retry_accepted", resume: "transcript_checkpoint" },
   { type: "retry_accepted", resume: "summarization" },
+  { type: "operator_requeued", resume: "transcription" },
+  { type: "operator_requeued", resume: "transcript_checkpoint" },
+  { type: "operator_requeued", resume: "summarization" },
+  { type: "operator_failed", error: visitError("transcription", "operator_failed") },
+  { type: "operator_failed", error: visitError("summarization", "operator_failed") },
 ];
 
 // The whole table, spelled out: from-status → event → resulting status (absent = illegal).
+const OPERATOR_FAILED = { "operator_failed:transcription": "failed", "operator_failed:summarization": "partial" } as const;
+const OPERATOR_REQUEUED = {
+  "operator_requeued:transcription": "pending",
+  "operator_requeued:transcript_checkpoint": "transcribing",
+  "operator_requeued:summarization": "summarizing",
+} as const;
 const EXPECTED: Record<string, Partial<Record<string, VisitStatus>>> = {
   "(none)": { upload_accepted: "pending", upload_rejected: "failed" },
-  pending: { transcription_submitted: "transcribing", transcription_failed: "failed" },
-  transcribing: { transcript_saved: "summarizing", transcription_failed: "failed" },
-  summarizing: { summary_saved: "completed", summary_failed: "partial" },
+  pending: { transcription_submitted: "transcribing", transcription_failed: "failed", ...OPERATOR_FAILED },
+  transcribing: { transcript_saved: "summarizing", transcription_failed: "failed", ...OPERATOR_FAILED },
+  summarizing: { summary_saved: "completed", summary_failed: "partial", ...OPERATOR_FAILED },
   partial: {
     "retry_accepted:transcription": "pending",
     "retry_accepted:transcript_checkpoint": "transcribing",
     "retry_accepted:summarization": "summarizing",
+    ...OPERATOR_REQUEUED,
   },
   completed: {},
   failed: {
@@ -43,11 +55,13 @@ const EXPECTED: Record<string, Partial<Record<string, VisitStatus>>> = {
     "retry_accepted:transcription": "pending",
     "retry_accepted:transcript_checkpoint": "transcribing",
     "retry_accepted:summarization": "summarizing",
+    ...OPERATOR_REQUEUED,
   },
 };
 
 function eventKey(event: VisitEvent): string {
-  return event.type === "retry_accepted" ? `${event.type}:${event.resume}` : event.type;
+  if (event.type === "retry_accepted" || event.type === "operator_requeued") return `${event.type}:${event.resume}`;
+  return event.type === "operator_failed" ? `${event.type}:${event.error.stage}` : event.type;
 }
 
 describe("visit state machine", () => {
@@ -72,6 +86,13 @@ describe("visit state machine", () => {
     expect(plan.status).toBe("transcribing");
     expect(plan.fields).toMatchObject({ status: "transcribing", transcriptId: "t-9", transcribingAt: now, updatedAt: now, error: null });
     expect(plan.historyEntry).toEqual({ status: "transcribing", event: "transcription_submitted", at: now, code: null });
+  });
+
+  it("an operator's failure records its error and drops the lease, so work in flight is fenced off", () => {
+    const error = visitError("transcription", "operator_failed");
+    const plan = planTransition("transcribing", { type: "operator_failed", error }, new Date(0));
+    expect(plan.fields).toMatchObject({ status: "failed", error, lease: null, nextCheckAt: null });
+    expect(plan.historyEntry).toMatchObject({ event: "operator_failed", code: "operator_failed" });
   });
 
   it("records the error and clears the due time when a visit fails", () => {

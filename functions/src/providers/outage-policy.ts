@@ -4,7 +4,8 @@
 import type { Config } from "../config.js";
 import type { ErrorCode, PipelineError } from "../visit/errors.js";
 
-export type ProviderName = "assemblyai" | "openai";
+export const PROVIDER_NAMES = ["assemblyai", "openai"] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
 export interface BreakerSettings {
   failureThreshold: number;

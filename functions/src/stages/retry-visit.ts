@@ -12,9 +12,10 @@ import { transcriptExists } from "../store/transcripts.js";
 import { applyVisitEvent, getVisit } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
 import { asPipelineError } from "../visit/errors.js";
-import type { Visit } from "../visit/model.js";
+import { AUDIT_LIMIT } from "../visit/model.js";
+import type { AuditEntry, Visit, VisitPatch } from "../visit/model.js";
 import { PROCESSING_STATUSES } from "../visit/status.js";
-import type { ResumeStage, VisitStatus } from "../visit/status.js";
+import type { ResumeStage, VisitEvent, VisitStatus } from "../visit/status.js";
 import { dispatchSummarization } from "./dispatch-summarization.js";
 import { checkpointTranscript } from "./poll-transcript.js";
 import { checkRetryLimits } from "./upload-limits.js";
@@ -49,9 +50,8 @@ export async function retryVisit(
   const visit = await getVisit(request.visitId);
   // Another user's visit answers exactly like a missing one.
   if (!visit || visit.userId !== request.uid) return { kind: "rejected", code: "visit_not_found" };
-  if (PROCESSING_STATUSES.has(visit.status)) return { kind: "rejected", code: "already_processing" };
-  if (visit.status === "completed") return { kind: "rejected", code: "nothing_to_retry" };
-  if (visit.error && !visit.error.retryable) return { kind: "rejected", code: "not_retryable" };
+  const refusal = resumeRefusal(visit);
+  if (refusal) return { kind: "rejected", code: refusal };
 
   const allowance = await takeRetryAllowance({
     visitId: visit.id,
@@ -67,6 +67,38 @@ export async function retryVisit(
     return { kind: "rejected", code, ...(limits.retryAfterSeconds !== undefined ? { retryAfterSeconds: limits.retryAfterSeconds } : {}) };
   }
 
+  return resumeVisit(p, visit, { event: "retry_accepted", deadlineMs });
+}
+
+/** Why a visit cannot be resumed now, or null: only a failed or partial visit whose error a retry can help. */
+export function resumeRefusal(visit: Visit): "already_processing" | "nothing_to_retry" | "not_retryable" | null {
+  if (PROCESSING_STATUSES.has(visit.status)) return "already_processing";
+  if (visit.status === "completed") return "nothing_to_retry";
+  if (visit.error && !visit.error.retryable) return "not_retryable";
+  return null;
+}
+
+/** Who resumes a visit: the retry button, or an operator (ops CLI, with an audit entry). */
+export type ResumeRequest =
+  | { event: "retry_accepted"; deadlineMs: number }
+  | {
+      event: "operator_requeued";
+      deadlineMs: number;
+      audit: (stage: ResumeStage) => AuditEntry;
+      /**
+       * Whether this process may call AssemblyAI (it has the key). Without, a known job is left to
+       * the checker's polling and a resubmission to the checker: the visit is due at once.
+       */
+      inProcess: boolean;
+    };
+
+/**
+ * Resumes the stage of a failed or partial visit that failed, as a new round: what the retry
+ * button does once its rate limits allow it, and what an operator's requeue does without them.
+ */
+export async function resumeVisit(p: Pipeline, visit: Visit, request: ResumeRequest): Promise<RetryOutcome> {
+  const now = p.now();
+  const { deadlineMs } = request;
   // One retry per round, however many clicks race here.
   const round = visit.retryCount + 1;
   const slot = Math.floor(now.getTime() / (RETRY_CLAIM_SLOT_SECONDS * 1000));
@@ -78,14 +110,17 @@ export async function retryVisit(
   });
   if (!claimed) return { kind: "rejected", code: "already_processing" };
 
-  const resume = await chooseResume(p, visit, deadlineMs);
+  const inProcess = request.event === "retry_accepted" || request.inProcess;
+  const resume = inProcess ? await chooseResume(p, visit, deadlineMs) : await resumeWithoutProvider(visit);
   // Submitting again needs the recording; retention may have deleted it.
   if (resume.stage === "transcription" && visit.audio?.deletedAt) return { kind: "rejected", code: "audio_deleted" };
-  const written = await startRound(p, visit, round, resume.stage, now);
+  const audit = request.event === "operator_requeued" ? { audit: [...visit.audit, request.audit(resume.stage)].slice(-AUDIT_LIMIT) } : {};
+  const written = await startRound(p, visit, { type: request.event, resume: resume.stage }, round, now, audit);
   if (!written.applied) return { kind: "rejected", code: "already_processing" };
-  logs.retryAccepted(visit.id, round, resume.stage);
+  if (request.event === "retry_accepted") logs.retryAccepted(visit.id, round, resume.stage);
+  else logs.operatorRequeued(visit.id, round, resume.stage);
 
-  await resumeStage(p, written.visit, resume, deadlineMs);
+  if (inProcess || resume.stage === "summarization") await resumeStage(p, written.visit, resume, deadlineMs);
   const after = await getVisit(visit.id);
   return {
     kind: "accepted",
@@ -97,14 +132,23 @@ export async function retryVisit(
 }
 
 /** The new round: a fresh deadline, due now, and fresh attempts for the stage it resumes. */
-function startRound(p: Pipeline, visit: Visit, round: number, stage: ResumeStage, now: Date) {
+function startRound(
+  p: Pipeline,
+  visit: Visit,
+  event: Extract<VisitEvent, { type: "retry_accepted" | "operator_requeued" }>,
+  round: number,
+  now: Date,
+  audit: VisitPatch,
+) {
+  const stage = event.resume;
   return applyVisitEvent(
     visit.id,
-    { type: "retry_accepted", resume: stage },
+    event,
     {
       now,
       guard: { statuses: [visit.status] },
       fields: {
+        ...audit,
         retryCount: round,
         deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
         lease: null,
@@ -122,8 +166,30 @@ interface ResumePlan {
   transcript?: CompletedTranscript;
 }
 
-async function chooseResume(p: Pipeline, visit: Visit, deadlineMs: number): Promise<ResumePlan> {
+/**
+ * chooseResume without asking AssemblyAI: a known job is polled again by the checker, unless
+ * AssemblyAI already reported that job failed.
+ */
+async function resumeWithoutProvider(visit: Visit): Promise<ResumePlan> {
+  const fromStore = await resumePlanFromStore(visit);
+  if (fromStore) return fromStore;
+  // The job itself ended in error (AssemblyAI said so): only a new submission helps.
+  if (visit.error && JOB_ERROR_CODES.has(visit.error.code)) return { stage: "transcription" };
+  return { stage: "transcript_checkpoint" };
+}
+
+/** Codes a visit fails with when AssemblyAI reported its job `error` (and a new submission may succeed). */
+const JOB_ERROR_CODES: ReadonlySet<string> = new Set(["transcription_failed", "audio_download_failed"]);
+
+/** The stage to resume when the store alone decides it: a saved transcript is summarized again. */
+async function resumePlanFromStore(visit: Visit): Promise<ResumePlan | null> {
   if (visit.audio && (await transcriptExists(visit.id, visit.audio.generation))) return { stage: "summarization" };
+  return visit.transcriptId ? null : { stage: "transcription" };
+}
+
+async function chooseResume(p: Pipeline, visit: Visit, deadlineMs: number): Promise<ResumePlan> {
+  const fromStore = await resumePlanFromStore(visit);
+  if (fromStore) return fromStore;
   const transcriptId = visit.transcriptId;
   if (!transcriptId) return { stage: "transcription" };
   const gate = await openProviderGate(p, "assemblyai", { visitId: visit.id, deadlineMs });

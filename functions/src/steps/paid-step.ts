@@ -341,6 +341,7 @@ export async function endStep<P extends ProviderName, Output>(
     guard: { statuses: [step.status], ...(lease ? { lease } : {}), ...recordingOf(visit) },
     fields: { lease: null },
   });
+  if (written.applied) logs.stageEnded(visit.id, step.stage, written.visit.status, code);
   return reportWrite(visit.id, step.stage, lease?.attempt ?? 0, written, "ended");
 }
 

@@ -310,3 +310,13 @@ export function createFirestoreBreaker(settings: BreakerSettings, observer?: Bre
 
   return { acquire, recordSuccess, recordOutage, state };
 }
+
+/**
+ * Closes the breaker by hand (ops CLI), e.g. once a provider outage is known to be over: the
+ * state and counts start afresh; a probe still running reports into the closed state harmlessly.
+ */
+export async function resetBreaker(provider: ProviderName, now: Date): Promise<{ before: BreakerState; after: BreakerState }> {
+  const before = publicState(await readStored(provider));
+  await breakerRef(provider).set(closedFields(provider, now));
+  return { before, after: publicState(await readStored(provider)) };
+}

@@ -4,13 +4,14 @@
 // other write is guarded by the status and, for work in flight, the lease attempt that owns it
 // (fencing).
 
-import type { DocumentReference, Transaction, UpdateData } from "firebase-admin/firestore";
+import { Timestamp } from "firebase-admin/firestore";
+import type { DocumentReference, QueryDocumentSnapshot, Transaction, UpdateData } from "firebase-admin/firestore";
 import { z } from "zod";
 import { PIPELINE_STAGES, isErrorCode } from "../visit/errors.js";
 import type { ErrorCode, VisitError } from "../visit/errors.js";
-import { applyPatch, sameAudio } from "../visit/model.js";
+import { AUDIT_ACTIONS, applyPatch, sameAudio } from "../visit/model.js";
 import type { AudioRef, LeaseStage, Visit, VisitFields, VisitPatch } from "../visit/model.js";
-import { STATUS_TIME_FIELD, VISIT_STATUSES, appendHistory, canApply, isVisitEventType, planTransition } from "../visit/status.js";
+import { RESUME_STAGES, STATUS_TIME_FIELD, VISIT_STATUSES, appendHistory, canApply, isVisitEventType, planTransition } from "../visit/status.js";
 import type { VisitEvent, VisitStatus } from "../visit/status.js";
 import { VisitSummarySchema } from "../visit/summary.js";
 import { COLLECTIONS, db, isAlreadyExists } from "./db.js";
@@ -113,6 +114,17 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
       estimatedUsd: z.number(),
     }),
   ),
+  audit: z
+    .array(
+      z.object({
+        action: z.enum(AUDIT_ACTIONS),
+        actor: z.string(),
+        at: z.date(),
+        reason: z.string().nullable(),
+        resumedStage: z.enum(RESUME_STAGES).nullable(),
+      }),
+    )
+    .default([]),
 }) satisfies z.ZodType<VisitFields, unknown>;
 
 export type StoredVisit = Stored<VisitFields>;
@@ -338,6 +350,7 @@ export async function recordUpload(input: {
           pendingProviderDeletes: [],
           providerCleanupDueAt: null,
           cost: null,
+          audit: [],
           ...patch,
         };
         tx.create(ref, fields);
@@ -369,17 +382,70 @@ export async function findDueVisits(now: Date, limit: number): Promise<DueVisits
     .orderBy("nextCheckAt")
     .limit(limit)
     .get();
-  const due: DueVisits = { visits: [], invalidIds: [] };
-  // Each document is converted on its own, so one unreadable document cannot fail the batch.
-  for (const doc of snapshot.docs) {
+  return convertEach(snapshot.docs);
+}
+
+/** Each document is converted on its own, so one unreadable document cannot fail a batch. */
+function convertEach(docs: readonly QueryDocumentSnapshot<VisitFields, StoredVisit>[]): DueVisits {
+  const page: DueVisits = { visits: [], invalidIds: [] };
+  for (const doc of docs) {
     try {
-      due.visits.push({ id: doc.id, ...doc.data() });
+      page.visits.push({ id: doc.id, ...doc.data() });
     } catch (error) {
       if (!(error instanceof DocumentInvalidError)) throw error;
-      due.invalidIds.push(doc.id);
+      page.invalidIds.push(doc.id);
     }
   }
-  return due;
+  return page;
+}
+
+/** A page of a scan: the visits, the ids of unreadable documents, and the last document read. */
+export interface VisitPage extends DueVisits {
+  size: number;
+  lastId: string | null;
+  /** The last document's `createdAt` (read raw, so an unreadable document still advances a scan). */
+  lastCreatedAt: Date | null;
+  /** Ids of the documents whose `createdAt` equals lastCreatedAt. */
+  idsAtLastCreatedAt: string[];
+}
+
+function pageOf(docs: readonly QueryDocumentSnapshot<VisitFields, StoredVisit>[]): VisitPage {
+  const createdAt = (doc: QueryDocumentSnapshot<VisitFields, StoredVisit>) => {
+    const raw: unknown = doc.get("createdAt");
+    return raw instanceof Timestamp ? raw.toDate() : null;
+  };
+  const last = docs.at(-1);
+  const lastCreatedAt = last ? createdAt(last) : null;
+  return {
+    ...convertEach(docs),
+    size: docs.length,
+    lastId: last?.id ?? null,
+    lastCreatedAt,
+    idsAtLastCreatedAt: docs.filter((doc) => createdAt(doc)?.getTime() === lastCreatedAt?.getTime()).map((doc) => doc.id),
+  };
+}
+
+/** Visits in one status, a page at a time by id (equality plus id order: no composite index). */
+export async function listVisitsInStatus(status: VisitStatus, after: string | null, limit: number): Promise<VisitPage> {
+  let query = db().collection(COLLECTIONS.visits).withConverter(visitConverter).where("status", "==", status).orderBy("__name__").limit(limit);
+  if (after) query = query.startAfter(after);
+  return pageOf((await query.get()).docs);
+}
+
+/**
+ * Visits created at or after `from`, oldest first. The caller pages by moving `from` to the last
+ * page's `createdAt` (a filter, not a cursor) and skipping the ids it has seen at that instant.
+ */
+export async function listVisitsCreatedFrom(from: Date, limit: number): Promise<VisitPage> {
+  const query = db().collection(COLLECTIONS.visits).withConverter(visitConverter).where("createdAt", ">=", from).orderBy("createdAt").limit(limit);
+  return pageOf((await query.get()).docs);
+}
+
+/** How many visits a scan will read (for progress). */
+export async function countVisits(filter: { status: VisitStatus } | { createdFrom: Date }): Promise<number> {
+  const visits = db().collection(COLLECTIONS.visits);
+  const query = "status" in filter ? visits.where("status", "==", filter.status) : visits.where("createdAt", ">=", filter.createdFrom);
+  return (await query.count().get()).data().count;
 }
 
 /** Takes an unreadable visit out of the checker's queue (it is kept for inspection). */

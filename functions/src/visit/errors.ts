@@ -136,6 +136,11 @@ export const ERROR_CODES = {
   },
   deadline_exceeded: { transient: false, retryable: true, message: "The visit did not finish in the allowed time." },
   config_invalid: { transient: false, retryable: true, message: "The service is misconfigured." },
+  operator_failed: {
+    transient: false,
+    retryable: true,
+    message: "Processing was stopped by the service's operators; the retry button starts it again.",
+  },
   internal_error: { transient: true, retryable: true, message: "An unexpected error occurred." },
 } as const satisfies Record<string, CodeSpec>;
 

@@ -3,7 +3,7 @@
 
 import type { TranscriptionSettings } from "../providers/ports.js";
 import type { VisitError } from "./errors.js";
-import type { StatusHistoryEntry, StatusTimeField, VisitStatus } from "./status.js";
+import type { ResumeStage, StatusHistoryEntry, StatusTimeField, VisitStatus } from "./status.js";
 import type { VisitSummary } from "./summary.js";
 
 export type AudioRef = {
@@ -33,6 +33,25 @@ export type VisitCost = {
   /** From the unit-price params at the time of each call. */
   estimatedUsd: number;
 };
+
+/** What an operator did to a visit (ops CLI), who did it, when and why. */
+export const AUDIT_ACTIONS = ["requeued", "failed"] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export type AuditEntry = {
+  action: AuditAction;
+  /** `--actor`, else the credential's account, else the OS user (`os:{user}@{host}`). */
+  actor: string;
+  at: Date;
+  /** Why (`--reason`); an operator's words, bounded to AUDIT_REASON_MAX_CHARS. */
+  reason: string | null;
+  /** For a requeue: the stage it resumed. */
+  resumedStage: ResumeStage | null;
+};
+
+/** Audit entries kept on a visit (the oldest go first). */
+export const AUDIT_LIMIT = 50;
+export const AUDIT_REASON_MAX_CHARS = 500;
 
 /** A unit of work that is running somewhere; writes from an older attempt are refused. */
 export type LeaseStage = "transcription" | "summarization";
@@ -106,6 +125,8 @@ export type Visit = StatusTimes & {
   providerCleanupDueAt: Date | null;
   /** Null until the first paid call is accounted for. */
   cost: VisitCost | null;
+  /** Operator actions on this visit, oldest first (at most AUDIT_LIMIT). */
+  audit: AuditEntry[];
 };
 
 /** Everything a visit stores (the id is the document's name). */

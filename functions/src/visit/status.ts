@@ -34,7 +34,11 @@ export type VisitEvent =
   | { type: "transcription_failed"; error: VisitError }
   | { type: "summary_saved" }
   | { type: "summary_failed"; error: VisitError }
-  | { type: "retry_accepted"; resume: ResumeStage };
+  | { type: "retry_accepted"; resume: ResumeStage }
+  /** An operator resumed a failed or partial visit (ops CLI); resumes like a retry. */
+  | { type: "operator_requeued"; resume: ResumeStage }
+  /** An operator ended an unfinished visit (ops CLI); a saved transcript is kept (partial). */
+  | { type: "operator_failed"; error: VisitError };
 
 /** The stages a retry may resume, in pipeline order; a retry resumes only the one that failed. */
 export const RESUME_STAGES = ["transcription", "transcript_checkpoint", "summarization"] as const;
@@ -65,6 +69,15 @@ const RULES: Record<EventType, TransitionRule> = {
   retry_accepted: {
     from: ["failed", "partial"],
     to: (event) => (event.type === "retry_accepted" ? statusForResume(event.resume) : "failed"),
+  },
+  operator_requeued: {
+    from: ["failed", "partial"],
+    to: (event) => (event.type === "operator_requeued" ? statusForResume(event.resume) : "failed"),
+  },
+  // Summarizing means the transcript is saved: ending it keeps that, as a failed summary does.
+  operator_failed: {
+    from: ["pending", "transcribing", "summarizing"],
+    to: (event) => (event.type === "operator_failed" && event.error.stage === "summarization" ? "partial" : "failed"),
   },
 };
 
@@ -157,7 +170,12 @@ export function planTransition(from: VisitStatus | null, event: VisitEvent, now:
     case "summary_failed":
       fields.error = event.error;
       break;
+    case "operator_failed":
+      fields.error = event.error;
+      fields.lease = null;
+      break;
     case "retry_accepted":
+    case "operator_requeued":
       fields.error = null;
       break;
   }
