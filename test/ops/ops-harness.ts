@@ -1,7 +1,11 @@
 // Shared by the ops tests: runs the ops CLI (in process through runOps, or as the real entry in a
 // child process), and seeds visits in known states through the real pipeline on the local runtime.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runOps } from "../../functions/src/ops/cli.js";
@@ -37,6 +41,60 @@ export function runChild(args: string[], env: NodeJS.ProcessEnv = process.env): 
 /** A shell command line, as a runbook reader would type it. */
 export function runShell(commandLine: string, env: NodeJS.ProcessEnv): Promise<CliRun> {
   return runProcess("sh", ["-c", commandLine], env);
+}
+
+/**
+ * Shell lines as written, with `npm run ops -- …` answered by this process: a small `npm` first
+ * on the shell's PATH hands the arguments (and the shell's environment) to runOps here and
+ * prints what it wrote, with its exit code — loops, `$(…)` and pipes work as typed, without a
+ * Node and TypeScript start per command. Any other npm command goes to the real npm.
+ */
+export interface OpsShell {
+  run(commandLine: string, env: NodeJS.ProcessEnv): Promise<CliRun>;
+  close(): Promise<void>;
+}
+
+const NPM_SHIM = `#!/usr/bin/env node
+const args = process.argv.slice(2);
+const at = args.indexOf("--");
+const head = at < 0 ? args : args.slice(0, at);
+if (head[0] === "run" && head[head.length - 1] === "ops" && head.slice(1, -1).every((flag) => flag === "-s" || flag === "--silent")) {
+  fetch(process.env.OPS_SHIM_URL, { method: "POST", body: JSON.stringify({ argv: at < 0 ? [] : args.slice(at + 1), env: process.env }) })
+    .then((response) => response.json())
+    .then((run) => { process.stdout.write(run.stdout); process.stderr.write(run.stderr); process.exitCode = run.code; });
+} else {
+  const child = require("node:child_process").spawnSync(process.env.OPS_SHIM_REAL_NPM, args, { stdio: "inherit" });
+  process.exitCode = child.status ?? 1;
+}
+`;
+
+export async function startOpsShell(): Promise<OpsShell> {
+  const realNpm = execFileSync("sh", ["-c", "command -v npm"], { encoding: "utf8" }).trim();
+  const dir = mkdtempSync(path.join(tmpdir(), "ops-shim-"));
+  const shim = path.join(dir, "npm");
+  writeFileSync(shim, NPM_SHIM.replace("#!/usr/bin/env node", `#!${process.execPath}`));
+  chmodSync(shim, 0o755);
+  const server = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk: Buffer) => (body += chunk.toString()));
+    request.on("end", () => {
+      const { argv, env } = JSON.parse(body) as { argv: string[]; env: NodeJS.ProcessEnv };
+      runInProcess(argv, { env }).then(
+        (run) => response.end(JSON.stringify(run)),
+        (error: unknown) => response.end(JSON.stringify({ code: 5, stdout: "", stderr: String(error) })),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  return {
+    run: (commandLine, env) =>
+      runShell(commandLine, { ...env, PATH: `${dir}:${env.PATH ?? ""}`, OPS_SHIM_URL: url, OPS_SHIM_REAL_NPM: realNpm }),
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> {

@@ -1,6 +1,8 @@
 // docs/runbook.md's commands work as written: every `npm run ops -- …` line in its code blocks is
-// run through a shell (the real CLI entry, as a reader would type it) against the embedded
-// Firestore, seeded through the real pipeline with visits in the states the section is about,
+// run through a shell, as a reader would type it (with RUNBOOK_REAL_NPM=1 through the real npm
+// and CLI entry; otherwise npm's `run ops` is answered by this process — see startOpsShell — so
+// that the test does not start Node and TypeScript 30 times; ops-commands.test.ts runs the real
+// entry as a child process), against the embedded Firestore, seeded through the real pipeline with visits in the states the section is about,
 // and must exit as the runbook's exit-code table says. Lines that need a real project (firebase
 // deploy, secrets, gcloud, git) are listed as not runnable here, never counted as passing.
 
@@ -12,7 +14,8 @@ import { supportDocumentIdCursors } from "../support/embedded-firestore-cursors.
 import { PROJECT_ID, startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
 import { newVisitId, readVisit } from "../support/visits.js";
-import { REPO_ROOT, UID, runShell, seedCompleted, seedFailedTranscription, seedTranscribing } from "./ops-harness.js";
+import { REPO_ROOT, UID, runShell, seedCompleted, seedFailedTranscription, seedTranscribing, startOpsShell } from "./ops-harness.js";
+import type { OpsShell } from "./ops-harness.js";
 
 interface RunbookLine {
   section: string;
@@ -48,14 +51,17 @@ const FINDINGS_COMMANDS = /ops -- (stuck|breaker)(\s|$)(?!.*--reset)/;
 
 let runtime: LocalRuntime;
 let google: FakeGoogleMonitoring;
+let shell: OpsShell | null = null;
 
 beforeAll(async () => {
   supportDocumentIdCursors();
   runtime = await startLocalRuntime({ assemblyai: { queuedMs: 0, processingMs: 0 } });
   google = await FakeGoogleMonitoring.start();
+  if (process.env.RUNBOOK_REAL_NPM !== "1") shell = await startOpsShell();
 });
 
 afterAll(async () => {
+  await shell?.close();
   await google.close();
   await runtime.close();
 });
@@ -106,7 +112,8 @@ it("every ops command in docs/runbook.md runs as written and exits as documented
       visitId = blockLines.some((line) => line.includes("ops -- fail ")) ? await seedTranscribing(runtime) : await seedCompleted(runtime);
       blockVisit.set(entry.block, visitId);
     }
-    const run = await runShell(entry.line, { ...baseEnv, VISIT_ID: visitId ?? "" });
+    const env = { ...baseEnv, VISIT_ID: visitId ?? "" };
+    const run = shell ? await shell.run(entry.line, env) : await runShell(entry.line, env);
     const allowed = FINDINGS_COMMANDS.test(entry.line) ? [0, 1] : [0];
     expect(allowed, `[${entry.section}] ${entry.line}\nexit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`).toContain(run.code);
     results.push({ line: entry.line, code: run.code });
