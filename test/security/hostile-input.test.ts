@@ -513,6 +513,7 @@ describe("provider answers", () => {
         languageConfidence: null,
         audioDurationSeconds: null,
         speechModel: null,
+        settings: { medicalMode: "off", redactedPiiPolicies: [], speakersExpected: null },
       },
     });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
