@@ -38,7 +38,7 @@ export async function measureVisitOps(runtime: LocalRuntime, visit: { uid: strin
     while (checkerRuns < MAX_CHECKER_RUNS) {
       await runtime.runChecker();
       checkerRuns++;
-      checks = add(checks, counter.snapshot(), perRunOverhead, -1);
+      checks = sum(checks, less(counter.snapshot(), perRunOverhead));
       counter.reset();
       const status = (await readVisit(visit.visitId)).status;
       counter.reset();
@@ -51,7 +51,7 @@ export async function measureVisitOps(runtime: LocalRuntime, visit: { uid: strin
     const summarize = counter.snapshot();
     const settled = await readVisit(visit.visitId);
     if (settled.status !== "completed") throw new Error(`the measured visit ended ${settled.status}, not completed`);
-    const total = add(add(upload, checks, zero(), 0), summarize, zero(), 0);
+    const total = sum(upload, checks, summarize);
     return { upload, checks, summarize, total, checkerRuns, perRunOverhead, actionItems: settled.actionItemCount };
   } finally {
     counter.stop();
@@ -63,11 +63,10 @@ function zero(): FirestoreOps {
   return { reads: 0, writes: 0, queries: 0 };
 }
 
-/** a + b + sign × c, field by field. */
-function add(a: FirestoreOps, b: FirestoreOps, c: FirestoreOps, sign: number): FirestoreOps {
-  return {
-    reads: a.reads + b.reads + sign * c.reads,
-    writes: a.writes + b.writes + sign * c.writes,
-    queries: a.queries + b.queries + sign * c.queries,
-  };
+function sum(...all: FirestoreOps[]): FirestoreOps {
+  return all.reduce((a, b) => ({ reads: a.reads + b.reads, writes: a.writes + b.writes, queries: a.queries + b.queries }), zero());
+}
+
+function less(a: FirestoreOps, b: FirestoreOps): FirestoreOps {
+  return { reads: a.reads - b.reads, writes: a.writes - b.writes, queries: a.queries - b.queries };
 }

@@ -2,34 +2,21 @@
 // bills, through every client path (get, getAll, queries, transactions, batches), or its figures
 // mean nothing.
 
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { db } from "../../functions/src/store/db.js";
 import { measureVisitOps } from "../bench/firestore-ops.js";
 import type { FirestoreOp } from "../support/firestore-ops.js";
-import { startLocalRuntime } from "../support/local-runtime.js";
-import type { LocalRuntime } from "../support/local-runtime.js";
+import { useLocalRuntime } from "../support/use-local-runtime.js";
 import { newVisitId } from "../support/visits.js";
 
-let runtime: LocalRuntime;
-
-beforeAll(async () => {
-  runtime = await startLocalRuntime();
-});
-
-afterAll(async () => {
-  await runtime.close();
-});
-
-beforeEach(async () => {
-  await runtime.reset();
-});
+const runtime = useLocalRuntime();
 
 describe("the Firestore operation counter", () => {
   it("counts reads and writes as Firestore bills them, through every client path", async () => {
     await db().doc("things/a").set({ n: 1 });
     await db().doc("things/b").set({ n: 2 });
     const seen: FirestoreOp[] = [];
-    const counter = runtime.firestore.countOps((op) => seen.push(op));
+    const counter = runtime().firestore.countOps((op) => seen.push(op));
     try {
       await db().doc("things/a").get(); // 1 read
       await db().getAll(db().doc("things/a"), db().doc("things/b"), db().doc("things/missing")); // 3 reads
@@ -52,14 +39,14 @@ describe("the Firestore operation counter", () => {
       counter.stop();
     }
     // Stopped: nothing is counted any more.
-    const after = runtime.firestore.countOps();
+    const after = runtime().firestore.countOps();
     after.stop();
     await db().doc("things/a").get();
     expect(after.snapshot().reads).toBe(0);
   });
 
   it("measures a happy-path visit phase by phase, the phases adding up to the total", async () => {
-    const ops = await measureVisitOps(runtime, { uid: "user-ops", visitId: newVisitId() });
+    const ops = await measureVisitOps(runtime(), { uid: "user-ops", visitId: newVisitId() });
     for (const phase of [ops.upload, ops.checks, ops.summarize]) {
       expect(phase.reads).toBeGreaterThan(0);
       expect(phase.writes).toBeGreaterThan(0);

@@ -7,7 +7,7 @@
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import { z } from "zod";
 import type { LeaseStage } from "../visit/model.js";
-import { SUBCOLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
+import { SUBCOLLECTIONS, deleteDocuments, isAlreadyExists, isNotFound } from "./db.js";
 import { typedConverter } from "./typed-documents.js";
 import { visitRef } from "./visits.js";
 
@@ -226,10 +226,5 @@ export async function deleteClaims(
     if (outcome !== null && outcome !== undefined && outcome !== "unknown") return [];
     return claimedAt instanceof Timestamp ? [{ audioUrlSha256: hash, claimedAt: claimedAt.toDate() }] : [];
   });
-  for (let start = 0; start < doomed.length; start += 400) {
-    const batch = db().batch();
-    doomed.slice(start, start + 400).forEach((doc) => batch.delete(doc.ref));
-    await batch.commit();
-  }
-  return { count: doomed.length, transcriptIds, unrecorded };
+  return { count: await deleteDocuments(doomed.map((doc) => doc.ref)), transcriptIds, unrecorded };
 }

@@ -4,7 +4,7 @@
 import { deleteApp, getApps, initializeApp } from "firebase-admin/app";
 import type { App } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
-import type { Firestore } from "firebase-admin/firestore";
+import type { DocumentReference, Firestore } from "firebase-admin/firestore";
 
 let firestore: Firestore | undefined;
 
@@ -31,6 +31,19 @@ export async function resetAdminApp(): Promise<void> {
 }
 
 /** Firestore's ALREADY_EXISTS, the signal that a create()-claimed key is taken. */
+/** A batch holds at most 500 writes; 400 leaves room. */
+const DELETE_BATCH = 400;
+
+/** Deletes the documents in batches; returns how many. */
+export async function deleteDocuments(refs: readonly DocumentReference[]): Promise<number> {
+  for (let start = 0; start < refs.length; start += DELETE_BATCH) {
+    const batch = db().batch();
+    refs.slice(start, start + DELETE_BATCH).forEach((ref) => batch.delete(ref));
+    await batch.commit();
+  }
+  return refs.length;
+}
+
 export function isAlreadyExists(error: unknown): boolean {
   return typeof error === "object" && error !== null && "code" in error && error.code === 6;
 }

@@ -11,13 +11,12 @@ import { z } from "zod";
 import type { LineRange } from "../visit/summary-plan.js";
 import { VisitSummarySchema } from "../visit/summary.js";
 import type { VisitSummary } from "../visit/summary.js";
-import { SUBCOLLECTIONS, db } from "./db.js";
+import { SUBCOLLECTIONS, deleteDocuments } from "./db.js";
 import { typedConverter } from "./typed-documents.js";
 import { visitRef, writeGuarded } from "./visits.js";
 import type { VisitGuard } from "./visits.js";
 
 const PART_ID_PREFIX = "summary-part-";
-const DELETE_BATCH = 400;
 
 export type SummaryPart = LineRange & {
   kind: "summary_part";
@@ -86,12 +85,7 @@ export async function deleteSummaryParts(visitId: string, keepGeneration: string
   const refs = snapshot.docs
     .filter((doc) => doc.id.startsWith(PART_ID_PREFIX) && (keepGeneration === null || doc.get("generation") !== keepGeneration))
     .map((doc) => doc.ref);
-  for (let start = 0; start < refs.length; start += DELETE_BATCH) {
-    const batch = db().batch();
-    refs.slice(start, start + DELETE_BATCH).forEach((ref) => batch.delete(ref));
-    await batch.commit();
-  }
-  return refs.length;
+  return deleteDocuments(refs);
 }
 
 /** The saved part summaries of a visit, for the user's data export (normally none: they go once the summary is saved). */

@@ -7,7 +7,7 @@ import type { QueryDocumentSnapshot } from "firebase-admin/firestore";
 import { z } from "zod";
 import type { CompletedTranscript, Utterance } from "../providers/ports.js";
 import type { TranscriptInfo } from "../visit/model.js";
-import { SUBCOLLECTIONS, db } from "./db.js";
+import { SUBCOLLECTIONS, db, deleteDocuments } from "./db.js";
 import { deleteSummaryParts } from "./summary-parts.js";
 import { typedConverter } from "./typed-documents.js";
 import { visitRef } from "./visits.js";
@@ -19,7 +19,6 @@ const PAGES = "pages";
 const INLINE_LIMIT_BYTES = 700_000;
 const PAGE_LIMIT_BYTES = 500_000;
 // Deletes per commit (Firestore allows 500 writes).
-const DELETE_BATCH = 400;
 
 const UtteranceSchema = z.object({
   speaker: z.string().nullable(),
@@ -220,12 +219,7 @@ async function deletePages(visitId: string, doomed: (page: { generation: string;
       return doomed({ generation: typeof generation === "string" ? generation : "", index: typeof index === "number" ? index : -1 });
     })
     .map((doc) => doc.ref);
-  for (let start = 0; start < refs.length; start += DELETE_BATCH) {
-    const batch = db().batch();
-    refs.slice(start, start + DELETE_BATCH).forEach((ref) => batch.delete(ref));
-    await batch.commit();
-  }
-  return refs.length;
+  return deleteDocuments(refs);
 }
 
 function byteSize(value: unknown): number {
