@@ -15,6 +15,8 @@ export interface AssemblyAiOptions {
   baseUrl: string | undefined;
   timeoutMs: number;
   speechModels: string[];
+  /** Runs before every HTTP request (the shared request budget takes its token here); may throw. */
+  beforeRequest?: () => Promise<void>;
 }
 
 const DEFAULT_BASE_URL = "https://api.assemblyai.com";
@@ -25,11 +27,13 @@ class ClassifyingTranscriptService extends TranscriptService {
   constructor(
     params: { apiKey: string; baseUrl: string },
     private readonly timeoutMs: number,
+    private readonly beforeRequest: (() => Promise<void>) | undefined,
   ) {
     super(params, new FileService(params));
   }
 
   protected override async fetch(input: string, init?: RequestInit): Promise<Response> {
+    await this.beforeRequest?.();
     let response: Response;
     try {
       response = await this.fetchResponse(input, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
@@ -100,6 +104,7 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
   const service = new ClassifyingTranscriptService(
     { apiKey: options.apiKey, baseUrl: options.baseUrl ?? DEFAULT_BASE_URL },
     options.timeoutMs,
+    options.beforeRequest,
   );
 
   return {
