@@ -61,9 +61,13 @@ export async function checkDueVisits(p: Pipeline, startedMs: number, deadlineMs:
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
     }
   };
+  // Housekeeping (deletions) runs alongside, not after: a backlog that fills the run must not hold it back.
   await budget.inPool(pace.pool, async () => {
-    await Promise.all(Array.from({ length: p.config.checkConcurrency }, worker));
-    if (Date.now() < budgetEndsMs) Object.assign(outcomes, await housekeeping(p, checksEndMs));
+    const [, housekept] = await Promise.all([
+      Promise.all(Array.from({ length: p.config.checkConcurrency }, worker)),
+      housekeeping(p, checksEndMs),
+    ]);
+    Object.assign(outcomes, housekept);
   });
   const report = {
     due: queue.taken,
