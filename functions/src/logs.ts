@@ -111,6 +111,12 @@ export const logs = {
     emit("error", "provider_breaker_opened", { provider, failures, until: until.toISOString() }),
   breakerClosed: (provider: string) => emit("info", "provider_breaker_closed", { provider }),
   breakerProbeStarted: (provider: string) => emit("info", "provider_breaker_probe", { provider }),
+  /** A 429: every caller holds its requests to the provider until `until`. */
+  requestBudgetPaused: (provider: string, until: Date) =>
+    emit("warn", "request_budget_paused", { provider, until: until.toISOString() }),
+  /** One caller found its pool's share of a minute spent (`spent`: what this caller used of it). */
+  requestBudgetWindowSpent: (provider: string, pool: string, windowStart: Date, spent: number) =>
+    emit("info", "request_budget_window_spent", { provider, pool, windowStart: windowStart.toISOString(), spent }),
   retryAccepted: (visitId: string, retryCount: number, resumedStage: string) =>
     emit("info", "retry_accepted", { visitId, retryCount, resumedStage }),
   retryRejected: (visitId: string, code: string) => emit("info", "retry_rejected", { visitId, code }),
@@ -124,7 +130,15 @@ export const logs = {
   staleWriteRejected: (visitId: string, stage: string, attempt: number, reason: string) =>
     emit("warn", "stale_write_rejected", { visitId, stage, attempt, reason }),
   visitDocumentInvalid: (visitId: string) => emit("error", "visit_document_invalid", { visitId }),
-  checkerRunFinished: (fields: { due: number; handled: number; durationMs: number; outcomes: Record<string, number> }) =>
+  checkerRunFinished: (fields: {
+    due: number;
+    handled: number;
+    durationMs: number;
+    outcomes: Record<string, number>;
+    requests: number;
+    peakConcurrency: number;
+    meanVisitMs: number;
+  }) =>
     emit("info", "checker_run_finished", fields),
   checkerVisitFailed: (visitId: string, error: PipelineError) =>
     emit("error", "checker_visit_failed", { visitId, ...errorFields(error) }),

@@ -16,6 +16,7 @@ import { breakerSettingsFrom } from "./providers/outage-policy.js";
 import { createFirestoreBreaker } from "./store/breaker.js";
 import type { OutageBreaker } from "./store/breaker.js";
 import { adminApp } from "./store/db.js";
+import { RequestBudget } from "./steps/request-budget.js";
 import { logs } from "./logs.js";
 import { PipelineError } from "./visit/errors.js";
 import type { AudioRef } from "./visit/model.js";
@@ -29,6 +30,8 @@ export interface Pipeline {
   summarizer(): Summarizer;
   /** The provider outage breaker shared by all instances (state in Firestore). */
   breaker(): OutageBreaker;
+  /** AssemblyAI's request budget, shared by all callers (blocks claimed in Firestore). */
+  requestBudget(): RequestBudget;
   signAudioUrl(audio: AudioRef, expiresAt: Date): Promise<string>;
   enqueueSummarization(task: SummarizeTask): Promise<EnqueueResult>;
 }
@@ -51,10 +54,21 @@ function createPipeline(config: Config = getConfig()): Pipeline {
     closed: (provider) => logs.breakerClosed(provider),
     probeStarted: (provider) => logs.breakerProbeStarted(provider),
   });
+  const owner = `${process.env.K_REVISION ?? "local"}/${randomUUID().slice(0, 8)}`;
+  const requestBudget = new RequestBudget({
+    provider: "assemblyai",
+    requestsPerMinute: config.assemblyAiRequestsPerMinute,
+    owner,
+    clock: currentTime,
+    observer: {
+      paused: (provider, untilMs) => logs.requestBudgetPaused(provider, new Date(untilMs)),
+      windowSpent: (provider, pool, windowStartMs, spent) => logs.requestBudgetWindowSpent(provider, pool, new Date(windowStartMs), spent),
+    },
+  });
   return {
     config,
     now: currentTime,
-    owner: `${process.env.K_REVISION ?? "local"}/${randomUUID().slice(0, 8)}`,
+    owner,
     speech() {
       speech ??= createAssemblyAi({
         apiKey: requireSecret(assemblyAiApiKey),
@@ -62,6 +76,7 @@ function createPipeline(config: Config = getConfig()): Pipeline {
         timeoutMs: config.assemblyAiTimeoutSeconds * 1000,
         speechModels: config.speechModelList,
         transcription: config.transcription,
+        beforeRequest: () => requestBudget.beforeRequest(),
       });
       return speech;
     },
@@ -75,6 +90,7 @@ function createPipeline(config: Config = getConfig()): Pipeline {
       return summarizer;
     },
     breaker: () => breaker,
+    requestBudget: () => requestBudget,
     signAudioUrl: (audio, expiresAt) => signReadUrl(audio, expiresAt),
     enqueueSummarization: (task) =>
       enqueueSummarization(task, { region: config.region, dispatchDeadlineSeconds: TIMEOUTS.summarize }),

@@ -1,23 +1,53 @@
-// `npm run bench [-- --visits 500]`: speed and memory of the real handlers on the local runtime
-// (embedded Firestore, fake providers answering at once). Prints figures; asserts nothing.
+// `npm run bench [-- --visits 500] [-- --drain 10000]`: speed and memory of the real handlers on the
+// local runtime (embedded Firestore, fake providers answering at once), then the checker paced by
+// AssemblyAI's request budget with realistic latencies (pacing-bench.ts). Prints figures; asserts nothing.
 // What it measures: the upload trigger's latency, how fast the checker drains a backlog of due
 // transcripts (checkpoint + summarization dispatch per visit), summarization throughput, and the
 // process's memory. Figures depend on the machine; compare runs on the same one.
 
+import { readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { loadConfig } from "../../functions/src/config.js";
+import { machineDescription, runPacingBench } from "./pacing-bench.js";
 import { captureLogs } from "../support/log-capture.js";
 import { startLocalRuntime } from "../support/local-runtime.js";
 import { isSettled } from "../support/visits.js";
 
+// The default backlog drains in one run; `--drain 10000` shows the 10,000-visit drain (minutes).
+const DEFAULT_DRAIN = 1000;
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { visits: { type: "string", default: "300" } } });
+  const { values } = parseArgs({
+    options: {
+      visits: { type: "string", default: "300" },
+      drain: { type: "string", default: String(DEFAULT_DRAIN) },
+      "status-ms": { type: "string", default: "150" },
+      "submit-ms": { type: "string", default: "300" },
+      "pacing-only": { type: "boolean", default: false },
+    },
+  });
   const visits = Number(values.visits);
-  if (!Number.isInteger(visits) || visits < 1) {
-    console.error("usage: npm run bench -- [--visits <n ≥ 1>]");
+  const pacing = {
+    backlog: Number(values.drain),
+    statusMs: Number(values["status-ms"]),
+    submitMs: Number(values["submit-ms"]),
+  };
+  const counts = [visits, pacing.backlog];
+  if (!counts.every((n) => Number.isInteger(n) && n >= 1) || ![pacing.statusMs, pacing.submitMs].every((ms) => Number.isFinite(ms) && ms >= 0)) {
+    console.error("usage: npm run bench -- [--visits <n ≥ 1>] [--drain <due visits ≥ 1>] [--status-ms <ms>] [--submit-ms <ms>] [--pacing-only]");
     return 2;
   }
   const capture = captureLogs();
   const print = (line: string) => capture.print(`${line}\n`);
+  if (values["pacing-only"]) {
+    try {
+      return await pacingSection(pacing, print);
+    } finally {
+      capture.stop();
+    }
+  }
+  let closed = false;
   const runtime = await startLocalRuntime({
     assemblyai: { queuedMs: 0, processingMs: 0 },
     env: { CHECK_BATCH_SIZE: "50", CHECK_CONCURRENCY: "8", CHECK_TIME_BUDGET_SECONDS: "45" },
@@ -65,11 +95,42 @@ async function main(): Promise<number> {
     print(`  summarization: ${visits} tasks in ${(summarizeMs / 1000).toFixed(1)} s — ${(visits / (summarizeMs / 1000)).toFixed(0)} visits/s`);
     print(`  memory: RSS ${mb(memoryBefore.rss)} → peak ${mb(peakRss)}; heap used ${mb(memoryBefore.heapUsed)} → ${mb(memoryAfter.heapUsed)}`);
     print(`  all visits completed: ${settled ? "yes" : "NO"}`);
-    return settled ? 0 : 1;
+    await runtime.close();
+    closed = true;
+    const pacingCode = await pacingSection(pacing, print);
+    return settled ? pacingCode : 1;
   } finally {
     capture.stop();
-    await runtime.close();
+    if (!closed) await runtime.close();
   }
+}
+
+/** The pacing figures (test/bench/pacing-bench.ts), printed and written to docs/performance.md. */
+async function pacingSection(input: { backlog: number; statusMs: number; submitMs: number }, print: (line: string) => void): Promise<number> {
+  print("");
+  const requestsPerMinute = loadConfig({}).assemblyAiRequestsPerMinute;
+  const result = await runPacingBench({ ...input, requestsPerMinute, print });
+  const command = `npm run bench${process.argv.slice(2).length > 0 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
+  writePerformanceSection(input.backlog, `Command: \`${command}\`  \nMachine: ${machineDescription()}  \nRun: ${new Date().toISOString()}\n\n${result.table}\n`);
+  print(`  (written to docs/performance.md)`);
+  return Number.isNaN(result.ours.runsNeeded) ? 1 : 0;
+}
+
+const PERFORMANCE_DOC = fileURLToPath(new URL("../../docs/performance.md", import.meta.url));
+
+/**
+ * Replaces the figures of this backlog size between their markers in docs/performance.md (adding
+ * the section at the end the first time), leaving the rest of the file as it is.
+ */
+function writePerformanceSection(backlog: number, body: string): void {
+  const start = `<!-- bench:pacing-${backlog}:start -->`;
+  const end = `<!-- bench:pacing-${backlog}:end -->`;
+  const text = readFileSync(PERFORMANCE_DOC, "utf8");
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  const section = `${start}\n${body}${end}`;
+  const updated = from >= 0 && to > from ? `${text.slice(0, from)}${section}${text.slice(to + end.length)}` : `${text.trimEnd()}\n\n${section}\n`;
+  writeFileSync(PERFORMANCE_DOC, updated);
 }
 
 async function allSummarizing(ids: string[]): Promise<boolean> {

@@ -55,6 +55,10 @@ export interface FakeAssemblyAIOptions {
   validateRequests?: boolean;
   /** Clock; default Date.now. Status is derived from it when a transcript is read, so no timers run. */
   now?: () => number;
+  /** How long the fake takes to answer, per route (real time; default 0). */
+  latencyMs?: Partial<Record<RequestRoute, number>>;
+  /** Answer 429 (with Retry-After) past this many requests per fixed window, as AssemblyAI limits accounts. */
+  rateLimit?: { requests: number; windowMs: number };
 }
 
 export type TranscriptOutcome =
@@ -156,6 +160,11 @@ export class FakeAssemblyAI {
   private registrations: AudioRegistration[] = [];
   private queuedMs: number;
   private processingMs: number;
+  private latencyMs: Partial<Record<RequestRoute, number>>;
+  private rateLimit: { requests: number; windowMs: number } | undefined;
+  private readonly windowCounts = new Map<number, number>();
+  /** 429s the fake's own rate limit answered (injected faults are in `faults.injected`). */
+  rateLimitedCount = 0;
   private readonly apiKey: string;
   private readonly contract: Contract | null;
   private readonly now: () => number;
@@ -167,6 +176,8 @@ export class FakeAssemblyAI {
     this.apiKey = options.apiKey ?? DEFAULT_API_KEY;
     this.queuedMs = options.queuedMs ?? DEFAULT_QUEUED_MS;
     this.processingMs = options.processingMs ?? DEFAULT_PROCESSING_MS;
+    this.latencyMs = options.latencyMs ?? {};
+    this.rateLimit = options.rateLimit;
     this.contract = options.validateRequests === false ? null : assemblyAIContract();
     this.now = options.now ?? Date.now;
     this.faults = new FaultInjector(appliesToAssemblyAI, this.now);
@@ -221,9 +232,52 @@ export class FakeAssemblyAI {
     this.processingMs = timing.processingMs ?? this.processingMs;
   }
 
+  /** Applies to requests from now on. */
+  setLatency(latencyMs: Partial<Record<RequestRoute, number>>): void {
+    this.latencyMs = latencyMs;
+  }
+
+  setRateLimit(rateLimit: { requests: number; windowMs: number } | undefined): void {
+    this.rateLimit = rateLimit;
+  }
+
+  /**
+   * Requests received per fixed window of `windowMs` (aligned to the epoch, as the pipeline's
+   * request budget counts), keyed by window start; `since` skips earlier requests.
+   */
+  requestsPerWindow(windowMs: number, since = -Infinity): Map<number, number> {
+    const counts = new Map<number, number>();
+    for (const request of this.requests) {
+      if (request.at < since) continue;
+      const window = Math.floor(request.at / windowMs) * windowMs;
+      counts.set(window, (counts.get(window) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /** A job created as a submission would, without a request (to seed large backlogs quickly). */
+  seedJob(audioUrl: string): string {
+    const job: TranscriptJob = {
+      id: randomUUID(),
+      createdAt: this.now(),
+      audioUrl,
+      params: { audio_url: audioUrl, speech_models: ["universal-3-pro"], speaker_labels: true, language_detection: true },
+      outcome: this.outcomeFor(audioUrl),
+      queuedMs: this.queuedMs,
+      processingMs: this.processingMs,
+      deleted: false,
+    };
+    this.jobs.set(job.id, job);
+    return job.id;
+  }
+
   reset(): void {
     this.jobs.clear();
     this.requests.length = 0;
+    this.windowCounts.clear();
+    this.rateLimitedCount = 0;
+    this.latencyMs = this.options.latencyMs ?? {};
+    this.rateLimit = this.options.rateLimit;
     this.registrations = [];
     this.queuedMs = this.options.queuedMs ?? DEFAULT_QUEUED_MS;
     this.processingMs = this.options.processingMs ?? DEFAULT_PROCESSING_MS;
@@ -245,9 +299,26 @@ export class FakeAssemblyAI {
     const route = routeOf(req.method ?? "GET", url.pathname);
     if (route === undefined) return sendJson(res, errorAnswer(404, ASSEMBLYAI_HTTP_ERRORS.routeNotFound));
 
+    const latency = this.latencyMs[route.name] ?? 0;
+    if (latency > 0) await new Promise((resolve) => setTimeout(resolve, latency));
+    const limited = this.overRateLimit();
+    if (limited !== undefined) {
+      this.rateLimitedCount += 1;
+      return sendJson(res, errorAnswer(429, ASSEMBLYAI_HTTP_ERRORS.tooManyRequests, { "retry-after": String(limited) }));
+    }
     const fault = this.faults.draw(route.name);
     const json = body.kind === "json" ? body.value : undefined;
     await answerThroughFault(req, res, fault, errorAnswerForFault, () => this.answer(route, url, json, fault));
+  }
+
+  /** Seconds to the end of the window when this request is over the account's limit. */
+  private overRateLimit(): number | undefined {
+    if (this.rateLimit === undefined) return undefined;
+    const { requests, windowMs } = this.rateLimit;
+    const window = Math.floor(this.now() / windowMs);
+    const count = (this.windowCounts.get(window) ?? 0) + 1;
+    this.windowCounts.set(window, count);
+    return count > requests ? Math.max(1, Math.ceil(((window + 1) * windowMs - this.now()) / 1000)) : undefined;
   }
 
   private answer(route: Route, url: URL, body: unknown, fault: FaultKind | undefined): JsonAnswer {

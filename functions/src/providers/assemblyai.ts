@@ -18,6 +18,8 @@ export interface AssemblyAiOptions {
   timeoutMs: number;
   speechModels: string[];
   transcription: TranscriptionRequest;
+  /** Runs before every HTTP request (the shared request budget takes its token here); may throw. */
+  beforeRequest?: () => Promise<void>;
 }
 
 const MEDICAL_DOMAIN = "medical-v1";
@@ -30,11 +32,13 @@ class ClassifyingTranscriptService extends TranscriptService {
   constructor(
     params: { apiKey: string; baseUrl: string },
     private readonly timeoutMs: number,
+    private readonly beforeRequest: (() => Promise<void>) | undefined,
   ) {
     super(params, new FileService(params));
   }
 
   protected override async fetch(input: string, init?: RequestInit): Promise<Response> {
+    await this.beforeRequest?.();
     let response: Response;
     try {
       response = await this.fetchResponse(input, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
@@ -117,6 +121,7 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
   const service = new ClassifyingTranscriptService(
     { apiKey: options.apiKey, baseUrl: options.baseUrl ?? DEFAULT_BASE_URL },
     options.timeoutMs,
+    options.beforeRequest,
   );
 
   return {

@@ -48,6 +48,8 @@ function requestNeverSent(error: unknown): boolean {
  * timeout, a reset, a 500/502/504, an unreadable success — may have created the resource.
  */
 export function certainlyNotCreated(error: PipelineError): boolean {
+  // Refused by our own request budget before anything was sent.
+  if (error.code === "request_budget_exhausted") return true;
   if (error.httpStatus !== undefined) return error.httpStatus === 503 || (error.httpStatus >= 400 && error.httpStatus < 500);
   return error.code === "provider_network_error" && requestNeverSent(error.cause);
 }

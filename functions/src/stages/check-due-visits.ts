@@ -1,12 +1,13 @@
 // Stage: the scheduled checker. Finds visits whose next check is due and moves each one on:
 // transcribing → poll AssemblyAI; pending → (re)submit after a retryable failure or a crashed
-// attempt; summarizing → dispatch summarization again if no attempt is alive. Bounded batch,
-// bounded concurrency, and a time budget so one run never overlaps the next for long.
+// attempt; summarizing → dispatch summarization again if no attempt is alive. Oldest due first,
+// read in batches; concurrency paced by AssemblyAI's request budget (steps/request-budget.ts);
+// a time budget so one run never overlaps the next for long.
 
-import { mapWithConcurrency } from "../concurrency.js";
 import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import { claimCheck } from "../store/claims.js";
+import { CheckerRunPace } from "../steps/request-budget.js";
 import { findDueVisits, parkInvalidVisit, updateVisit } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
 import { asPipelineError } from "../visit/errors.js";
@@ -24,6 +25,12 @@ export interface CheckerReport {
   handled: number;
   outcomes: Record<string, number>;
   durationMs: number;
+  /** AssemblyAI requests this run sent (tokens it spent). */
+  requests: number;
+  /** Most visits the run had in flight at once. */
+  peakConcurrency: number;
+  /** Moving average of one visit's check time, which sizes the concurrency. */
+  meanVisitMs: number;
 }
 
 // How long one visit's check may take before another checker run may take it over.
@@ -33,32 +40,83 @@ const GATE_CLAIM_PURGE_SECONDS = 86_400;
 
 export async function checkDueVisits(p: Pipeline, startedMs: number, deadlineMs: number): Promise<CheckerReport> {
   const budgetEndsMs = Math.min(deadlineMs, startedMs + p.config.checkTimeBudgetSeconds * 1000);
+  // A check started just before the time budget ends may still finish one provider request (no
+  // retry past it): the run stays well inside the function's timeout.
+  const checksEndMs = Math.min(deadlineMs, budgetEndsMs + p.config.assemblyAiTimeoutSeconds * 1000);
+  const budget = p.requestBudget();
+  const pace = new CheckerRunPace(budget, budget.newCheckerPool(), {
+    maxConcurrency: p.config.checkConcurrency,
+    runEndsMs: budgetEndsMs,
+    clock: () => p.now(),
+  });
   const outcomes: Record<string, number> = {};
-  const seen = new Set<string>();
-  let due = 0;
+  const queue = new DueQueue(p);
 
-  while (Date.now() < budgetEndsMs) {
-    const batch = await findDueVisits(p.now(), p.config.checkBatchSize);
-    for (const visitId of batch.invalidIds) {
-      logs.visitDocumentInvalid(visitId);
-      await parkInvalidVisit(visitId, p.now());
+  // Workers take the oldest due visit next, as many at once as the pace allows.
+  const worker = async () => {
+    while (await pace.admitVisit()) {
+      const visit = await queue.next();
+      if (!visit) return pace.unused();
+      const outcome = await pace.check(() => checkVisit(p, visit, checksEndMs));
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
     }
-    // A visit handled in this run whose next check is already due again waits for the next run.
-    const fresh = batch.visits.filter((visit) => !seen.has(visit.id));
-    if (fresh.length === 0) break;
-    due += fresh.length;
-    fresh.forEach((visit) => seen.add(visit.id));
-    const results = await mapWithConcurrency(fresh, p.config.checkConcurrency, (visit) =>
-      Date.now() < budgetEndsMs ? checkVisit(p, visit, deadlineMs) : Promise.resolve("out_of_time"),
-    );
-    for (const outcome of results) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-    if (batch.visits.length + batch.invalidIds.length < p.config.checkBatchSize) break;
-  }
-
-  if (Date.now() < budgetEndsMs) Object.assign(outcomes, await housekeeping(p, deadlineMs));
-  const report = { due, handled: seen.size, outcomes, durationMs: Date.now() - startedMs };
+  };
+  // Housekeeping (deletions) runs alongside, not after: a backlog that fills the run must not hold it back.
+  await budget.inPool(pace.pool, async () => {
+    const [, housekept] = await Promise.all([
+      Promise.all(Array.from({ length: p.config.checkConcurrency }, worker)),
+      housekeeping(p, checksEndMs),
+    ]);
+    Object.assign(outcomes, housekept);
+  });
+  const report = {
+    due: queue.taken,
+    handled: queue.taken,
+    outcomes,
+    durationMs: Date.now() - startedMs,
+    requests: pace.pool.spent,
+    peakConcurrency: pace.peakConcurrency,
+    meanVisitMs: Math.round(pace.meanVisitMs),
+  };
   logs.checkerRunFinished(report);
   return report;
+}
+
+/**
+ * Due visits, oldest due time first, read a batch at a time as workers need them. A visit handled
+ * in this run whose next check is already due again waits for the next run.
+ */
+class DueQueue {
+  private buffer: Visit[] = [];
+  private readonly seen = new Set<string>();
+  private drained = false;
+  private reading: Promise<void> | null = null;
+  taken = 0;
+
+  constructor(private readonly p: Pipeline) {}
+
+  async next(): Promise<Visit | undefined> {
+    while (this.buffer.length === 0 && !this.drained) {
+      this.reading ??= this.read().finally(() => (this.reading = null));
+      await this.reading;
+    }
+    const visit = this.buffer.shift();
+    if (visit) this.taken += 1;
+    return visit;
+  }
+
+  private async read(): Promise<void> {
+    const batch = await findDueVisits(this.p.now(), this.p.config.checkBatchSize);
+    for (const visitId of batch.invalidIds) {
+      logs.visitDocumentInvalid(visitId);
+      await parkInvalidVisit(visitId, this.p.now());
+    }
+    // Visits taken earlier in this run may still read as due while their check is in flight.
+    const fresh = batch.visits.filter((visit) => !this.seen.has(visit.id));
+    fresh.forEach((visit) => this.seen.add(visit.id));
+    this.buffer.push(...fresh);
+    if (fresh.length === 0 || batch.visits.length + batch.invalidIds.length < this.p.config.checkBatchSize) this.drained = true;
+  }
 }
 
 /**

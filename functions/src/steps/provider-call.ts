@@ -1,5 +1,6 @@
 // Every provider request goes through here: the shared outage breaker is asked first (while it is
-// open the caller defers its work, without using up a visit's attempts), then the request runs
+// open the caller defers its work, without using up a visit's attempts), then, for AssemblyAI, the
+// shared request budget (no token: deferred the same way), then the request runs
 // with the in-call retries of its operation, bounded by the caller's deadline, and its outcome is
 // reported back to the breaker.
 
@@ -9,6 +10,7 @@ import { countsTowardOutage } from "../providers/outage-policy.js";
 import type { ProviderName } from "../providers/outage-policy.js";
 import { retryPolicy, withRetries } from "../providers/retry.js";
 import { asPipelineError } from "../visit/errors.js";
+import type { RequestBudget } from "./request-budget.js";
 
 /** The provider operations and their in-call retries (a submission gets one more: it is the entry point). */
 const OPERATIONS = {
@@ -37,6 +39,11 @@ export async function openProviderGate<P extends ProviderName>(
   const breaker = p.breaker();
   const decision = await breaker.acquire(provider, p.now());
   if (!decision.allowed) return decision;
+  // AssemblyAI requests are paced by the shared request budget: no token, no work (deferred like an outage).
+  const budget = provider === "assemblyai" ? p.requestBudget() : null;
+  const admission = budget ? await budget.admit(work.deadlineMs) : null;
+  if (admission && !admission.allowed) return admission;
+  const pass = admission?.pass;
   const attemptTimeoutMs = (provider === "assemblyai" ? p.config.assemblyAiTimeoutSeconds : p.config.openAiTimeoutSeconds) * 1000;
   return {
     allowed: true,
@@ -48,18 +55,32 @@ export async function openProviderGate<P extends ProviderName>(
         attemptTimeoutMs,
       });
       try {
-        const result = await withRetries(request, policy, {
+        const paced = budget && pass ? () => budget.withPass(pass, () => reportingRateLimits(budget, request)) : request;
+        const result = await withRetries(paced, policy, {
           onRetry: (error, attempt, waitMs) => logs.providerRetry(work.visitId, provider, operation, error, attempt, waitMs),
         });
         await breaker.recordSuccess(provider, p.now(), decision.probe);
         return result;
       } catch (thrown) {
         const failure = asPipelineError(thrown);
-        // Any answer that is not an outage (a 400, a refusal) shows the provider is up again.
+        // Any answer that is not an outage (a 400, a refusal) shows the provider is up again. Our own
+        // budget refusing a request says nothing about the provider (a probe it stopped expires).
+        if (failure.code === "request_budget_exhausted") throw failure;
         if (countsTowardOutage(failure)) await breaker.recordOutage(provider, p.now(), decision.probe);
         else await breaker.recordSuccess(provider, p.now(), decision.probe);
         throw failure;
       }
     },
   };
+}
+
+/** A 429 pauses every caller of the provider before the retry (if any) is planned. */
+async function reportingRateLimits<T>(budget: RequestBudget, request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (thrown) {
+    const failure = asPipelineError(thrown);
+    if (failure.httpStatus === 429) await budget.rateLimited(failure.retryAfterMs);
+    throw failure;
+  }
 }

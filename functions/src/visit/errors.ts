@@ -117,6 +117,12 @@ export const ERROR_CODES = {
     message: "The provider rejected the service's credentials.",
   },
   provider_bad_request: { transient: false, retryable: true, message: "The provider rejected the request." },
+  // Our own pacing, not the provider: the minute's request budget is spent (or paused after a 429).
+  request_budget_exhausted: {
+    transient: true,
+    retryable: true,
+    message: "The service is at its request limit with the provider; the work continues shortly.",
+  },
   provider_quota_exhausted: {
     transient: false,
     retryable: true,
