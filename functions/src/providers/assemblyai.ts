@@ -103,7 +103,7 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
   );
 
   return {
-    async submit(audioUrl) {
+    async submit(audioUrl, webhook) {
       try {
         const body = await callSdk(() =>
           service.submit({
@@ -112,6 +112,13 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
             speech_models: options.speechModels,
             speaker_labels: true,
             language_detection: true,
+            ...(webhook
+              ? {
+                  webhook_url: webhook.url,
+                  webhook_auth_header_name: webhook.authHeaderName,
+                  webhook_auth_header_value: webhook.authHeaderValue,
+                }
+              : {}),
           }),
         );
         return { transcriptId: parseTranscript(body).id };

@@ -7,6 +7,8 @@
 import { logs } from "../logs.js";
 import { TIMEOUTS } from "../pipeline.js";
 import type { Pipeline } from "../pipeline.js";
+import { webhookRequest, webhookSecretHash } from "../providers/assemblyai-webhook.js";
+import type { WebhookRequest } from "../providers/assemblyai-webhook.js";
 import { audioUrlHash } from "../providers/ports.js";
 import { runPaidStep } from "../steps/paid-step.js";
 import type { PaidStep, StepOutcome } from "../steps/paid-step.js";
@@ -16,10 +18,33 @@ import { SWEEP_DELAY_SECONDS } from "./delete-visit.js";
 import { deleteAtAssemblyAi, settle } from "./provider-cleanup.js";
 import { addSeconds } from "../visit/backoff.js";
 import { PipelineError } from "../visit/errors.js";
+import type { VisitPatch } from "../visit/model.js";
 
 type Submission = { transcriptId: string };
 
-function transcriptionStep(p: Pipeline): PaidStep<"assemblyai", Submission> {
+/**
+ * With webhooks on, every submission of a visit asks AssemblyAI to announce the job's end with the
+ * visit's derived secret (providers/assemblyai-webhook.ts): the same value whichever attempt's job
+ * is adopted, so nothing about it needs recording before the send.
+ */
+function webhookOf(p: Pipeline, visitId: string): WebhookRequest | null {
+  return p.config.webhookBaseUrl ? webhookRequest(p.config.webhookBaseUrl, visitId, p.webhookSecret(visitId)) : null;
+}
+
+/**
+ * What the checkpoint records of the webhook: the secret's hash, and a first check at the safety
+ * net's cadence instead of the polling one. A job adopted from an attempt made before webhooks
+ * were turned on is treated alike (it is then found by that slower polling).
+ */
+function webhookFields(p: Pipeline, visitId: string, now: Date): VisitPatch {
+  const webhook = webhookOf(p, visitId);
+  return {
+    webhookSecretSha256: webhook ? webhookSecretHash(webhook.authHeaderValue) : null,
+    nextCheckAt: addSeconds(now, webhook ? p.config.webhookSafetyPollSeconds : p.config.pollInitialDelaySeconds),
+  };
+}
+
+function transcriptionStep(p: Pipeline, visitId: string): PaidStep<"assemblyai", Submission> {
   return {
     stage: "transcription",
     provider: "assemblyai",
@@ -36,13 +61,14 @@ function transcriptionStep(p: Pipeline): PaidStep<"assemblyai", Submission> {
       // Retention deleted it: a signed URL to it would only fail at AssemblyAI.
       if (audio.deletedAt) throw new PipelineError("audio_deleted");
       const audioUrl = await p.signAudioUrl(audio, addSeconds(p.now(), p.config.signedUrlTtlHours * 3600));
-      return work.pay("submit", () => p.speech().submit(audioUrl), { audioUrlSha256: audioUrlHash(audioUrl) });
+      const webhook = webhookOf(p, visitId);
+      return work.pay("submit", () => p.speech().submit(audioUrl, webhook), { audioUrlSha256: audioUrlHash(audioUrl) });
     },
     recover: (work, leftovers) => findEarlierJob(p, work.visit.id, leftovers, (request) => work.ask("find_transcript", request)),
     resultId: (submission) => submission.transcriptId,
     checkpoint: ({ transcriptId }, now) => ({
       event: { type: "transcription_submitted", transcriptId },
-      fields: { checks: 0, nextCheckAt: addSeconds(now, p.config.pollInitialDelaySeconds) },
+      fields: { checks: 0, ...webhookFields(p, visitId, now) },
     }),
     endEvent: (error) => ({ type: "transcription_failed", error }),
     // A job created for a visit deleted meanwhile (or for a recording a new upload replaced) is
@@ -78,5 +104,5 @@ async function findEarlierJob(
 }
 
 export function submitTranscription(p: Pipeline, visitId: string, deadlineMs: number): Promise<StepOutcome> {
-  return runPaidStep(p, transcriptionStep(p), visitId, deadlineMs);
+  return runPaidStep(p, transcriptionStep(p, visitId), visitId, deadlineMs);
 }
