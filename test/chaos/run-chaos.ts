@@ -1,4 +1,4 @@
-// `npm run chaos -- --visits 200 --fault-rate 0.25 [--seed 7] [--delete-rate 0.12] [--json]`: runs the chaos suite and
+// `npm run chaos -- --visits 200 --fault-rate 0.25 [--seed 7] [--delete-rate 0.12] [--no-webhooks] [--json]`: runs the chaos suite and
 // prints its figures and invariants. Exit code 0 only if every invariant holds.
 
 import { parseArgs } from "node:util";
@@ -14,6 +14,7 @@ async function main(): Promise<number> {
       seed: { type: "string", default: "7" },
       "delete-rate": { type: "string" },
       json: { type: "boolean", default: false },
+      "no-webhooks": { type: "boolean", default: false },
     },
   });
   const visits = Number(values.visits);
@@ -27,7 +28,7 @@ async function main(): Promise<number> {
     !Number.isInteger(seed) ||
     (deleteRate !== undefined && !(deleteRate >= 0 && deleteRate <= 1))
   ) {
-    console.error("usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--json]");
+    console.error("usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--no-webhooks] [--json]");
     return 2;
   }
   // The functions log every step as JSON; keep the terminal to progress and figures.
@@ -39,6 +40,7 @@ async function main(): Promise<number> {
       faultRate,
       seed,
       ...(deleteRate === undefined ? {} : { deleteRate }),
+      webhooks: !values["no-webhooks"],
       onProgress: values.json ? undefined : (line) => capture.print(`${line}\n`),
     });
   } finally {
@@ -55,7 +57,7 @@ function printReport(report: ChaosReport): void {
   const r = report.reuploads;
   const lines = [
     "",
-    `Chaos run: ${report.visits} visits, fault rate ${o.faultRate}, seed ${o.seed}, crash ${o.crashRate}, stall ${o.stallRate}, delete ${o.deleteRate}, re-upload ${o.reuploadRate}, bad recordings ${o.badRecordingRate}`,
+    `Chaos run: ${report.visits} visits, fault rate ${o.faultRate}, seed ${o.seed}, crash ${o.crashRate}, stall ${o.stallRate}, delete ${o.deleteRate}, re-upload ${o.reuploadRate}, bad recordings ${o.badRecordingRate}, webhooks ${o.webhooks ? "on" : "off"}`,
     `  drained in ${report.drainSeconds} s (${report.rounds} checker rounds + ${report.sweeps.finalRounds} housekeeping rounds, ${report.virtualMinutes} virtual minutes)`,
     `  terminal: ${report.terminal}/${report.existing} existing visits — ${formatCounts(report.byStatus)}; deleted: ${report.deleted}`,
     `  final error codes: ${formatCounts(report.errorCodes) || "none"}`,
@@ -71,6 +73,7 @@ function printReport(report: ChaosReport): void {
     `  visits whose recording is gone from Storage without being marked deleted: ${report.recordingsMissing.length}${report.recordingsMissing.length > 0 ? ` — ${report.recordingsMissing.join(", ")}` : ""}`,
     `  sweeps: ${report.sweeps.tombstones} tombstones, ${report.sweeps.sweepsRun} sweeps run, ${report.sweeps.unsettled} unsettled; deleted visits seen again: ${report.reappeared} (${report.reappearanceChecks} checks)`,
     `  failpoints: ${report.failpoints.crashes} crashes, ${report.failpoints.stalls} stalls (zombies); stale writes rejected: ${report.failpoints.zombieWritesRejected}`,
+    `  webhooks: ${o.webhooks ? `${report.webhooks.byAuth.secret ?? 0} deliveries with the secret, ${report.webhooks.byAuth.missing ?? 0} without, ${report.webhooks.byAuth.wrong ?? 0} with a wrong one — answers ${formatCounts(report.webhooks.byAnswer)}; outcomes ${formatCounts(report.webhooks.outcomes) || "none"}` : "off"}`,
     `  faults injected: AssemblyAI ${report.faultsInjected.assemblyai}, OpenAI ${report.faultsInjected.openai} — ${formatCounts(report.faultsInjected.byKind)}`,
     "",
     "Invariants:",

@@ -45,7 +45,7 @@ beforeEach(async () => {
 });
 
 afterEach(() => {
-  installRuntimeHooks({ onLog: undefined, clock: undefined });
+  installRuntimeHooks({ onLog: undefined, clock: undefined, failpoint: undefined });
 });
 
 interface Submitted {
@@ -389,6 +389,34 @@ describe("duplicates and races", () => {
     // The checker's check read "queued"; the delivery's own check, after it, found the end.
     expect(countEvents("transcript_pending", visitId)).toBe(1);
     expect(transcriptGets(transcriptId!)).toBe(2);
+    await expectOneCheckpointOneSummary(visitId);
+  });
+});
+
+describe("a job adopted by recovery", () => {
+  it("whose delivery came before the visit knew it is polled at the usual cadence, not the safety net's", async () => {
+    installRuntimeHooks({ failpoint: (name) => (name === "after_transcription_submit" ? "crash" : null) });
+    const visitId = newVisitId("wh");
+    void runtime.upload({ uid: "user-w", visitId }); // crashes after the submit: never settles
+    for (let i = 0; i < 100 && runtime.assemblyai.submitCount() === 0; i++) await sleep(20);
+    installRuntimeHooks({ failpoint: undefined });
+    await sleep(JOB_DONE_MS);
+    const [record] = await runtime.assemblyai.deliverWebhooks();
+    expect(record?.answer).toBe(200);
+    expect(events.find((e) => e.event === "webhook_handled" && e.visitId === visitId)?.outcome).toBe("other_job");
+    expect((await readVisit(visitId)).status).toBe("pending");
+
+    // Past the crashed attempt's lease, the checker adopts the job (no second submit)...
+    const aheadMs = 200_000;
+    installRuntimeHooks({ clock: () => new Date(Date.now() + aheadMs) });
+    await runtime.runChecker();
+    const adopted = await readVisit(visitId);
+    expect(adopted.status).toBe("transcribing");
+    expect(runtime.assemblyai.submitCount()).toBe(1);
+    expect(adopted.webhookSecretSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(adopted.nextCheckAt!.getTime()).toBeLessThan(Date.now() + aheadMs + 60_000);
+    // ...and its next run finds the transcript, without waiting for the safety net.
+    await runtime.runChecker();
     await expectOneCheckpointOneSummary(visitId);
   });
 });
