@@ -1,7 +1,8 @@
 // A smaller chaos run inside `npm test`: every invariant must hold under injected provider
 // faults, crashes and stalls at failpoints, duplicate/concurrent deliveries, overlapping checker
 // runs, concurrent retry clicks, deletions at random moments (also of visits a zombie holds) and new
-// recordings uploaded into failed visits. (`npm run chaos` runs the large one.)
+// recordings uploaded into failed visits, and AssemblyAI webhook deliveries (duplicated, late,
+// unauthenticated) racing the checkers. (`npm run chaos` runs the large one.)
 
 import { describe, expect, it } from "vitest";
 import { runChaos } from "./chaos.js";
@@ -23,5 +24,9 @@ describe("chaos", () => {
     expect(report.deleted).toBeGreaterThan(0);
     expect(report.sweeps.sweepsRun).toBeGreaterThanOrEqual(report.deleted);
     expect(report.reuploads.accepted).toBeGreaterThan(0);
+    // AssemblyAI's webhook deliveries were among the faults: with and without the secret, and used.
+    expect(report.webhooks.byAuth.secret).toBeGreaterThan(0);
+    expect((report.webhooks.byAuth.missing ?? 0) + (report.webhooks.byAuth.wrong ?? 0)).toBeGreaterThan(0);
+    expect(report.webhooks.outcomes.transcript_saved).toBeGreaterThan(0);
   }, 300_000);
 });
