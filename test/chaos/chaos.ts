@@ -161,6 +161,9 @@ export interface ChaosWebhookFigures {
   outcomes: Record<string, number>;
   /** Authenticated deliveries answered otherwise than 2xx, unauthenticated ones otherwise than 401. */
   misanswered: number;
+  /** The slowest answer, and how long the fake waited for each delivery that got none (ms). */
+  slowestAnswerMs: number;
+  unansweredAfterMs: number[];
 }
 
 type LeftoverKind =
@@ -1015,6 +1018,8 @@ function webhookFiguresOf(runtime: LocalRuntime, outcomes: Record<string, number
     byAnswer: countBy(deliveries.map((d) => String(d.answer))),
     outcomes,
     misanswered,
+    slowestAnswerMs: Math.max(0, ...deliveries.filter((d) => d.answer !== 0).map((d) => d.durationMs)),
+    unansweredAfterMs: deliveries.filter((d) => d.answer === 0).map((d) => d.durationMs),
   };
 }
 

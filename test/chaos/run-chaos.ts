@@ -73,7 +73,7 @@ function printReport(report: ChaosReport): void {
     `  visits whose recording is gone from Storage without being marked deleted: ${report.recordingsMissing.length}${report.recordingsMissing.length > 0 ? ` — ${report.recordingsMissing.join(", ")}` : ""}`,
     `  sweeps: ${report.sweeps.tombstones} tombstones, ${report.sweeps.sweepsRun} sweeps run, ${report.sweeps.unsettled} unsettled; deleted visits seen again: ${report.reappeared} (${report.reappearanceChecks} checks)`,
     `  failpoints: ${report.failpoints.crashes} crashes, ${report.failpoints.stalls} stalls (zombies); stale writes rejected: ${report.failpoints.zombieWritesRejected}`,
-    `  webhooks: ${o.webhooks ? `${report.webhooks.byAuth.secret ?? 0} deliveries with the secret, ${report.webhooks.byAuth.missing ?? 0} without, ${report.webhooks.byAuth.wrong ?? 0} with a wrong one — answers ${formatCounts(report.webhooks.byAnswer)}; outcomes ${formatCounts(report.webhooks.outcomes) || "none"}` : "off"}`,
+    `  webhooks: ${o.webhooks ? `${report.webhooks.byAuth.secret ?? 0} deliveries with the secret, ${report.webhooks.byAuth.missing ?? 0} without, ${report.webhooks.byAuth.wrong ?? 0} with a wrong one — answers ${formatCounts(report.webhooks.byAnswer)}; outcomes ${formatCounts(report.webhooks.outcomes) || "none"}; slowest answer ${report.webhooks.slowestAnswerMs} ms${report.webhooks.unansweredAfterMs.length > 0 ? `; no answer after ${report.webhooks.unansweredAfterMs.join(", ")} ms` : ""}` : "off"}`,
     `  faults injected: AssemblyAI ${report.faultsInjected.assemblyai}, OpenAI ${report.faultsInjected.openai} — ${formatCounts(report.faultsInjected.byKind)}`,
     "",
     "Invariants:",

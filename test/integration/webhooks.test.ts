@@ -395,11 +395,18 @@ describe("duplicates and races", () => {
 
 describe("a job adopted by recovery", () => {
   it("whose delivery came before the visit knew it is polled at the usual cadence, not the safety net's", async () => {
-    installRuntimeHooks({ failpoint: (name) => (name === "after_transcription_submit" ? "crash" : null) });
+    let crashed = false;
+    installRuntimeHooks({
+      failpoint: (name) => {
+        if (name !== "after_transcription_submit" || crashed) return null;
+        crashed = true;
+        return "crash";
+      },
+    });
     const visitId = newVisitId("wh");
     void runtime.upload({ uid: "user-w", visitId }); // crashes after the submit: never settles
-    for (let i = 0; i < 100 && runtime.assemblyai.submitCount() === 0; i++) await sleep(20);
-    installRuntimeHooks({ failpoint: undefined });
+    for (let i = 0; i < 200 && !crashed; i++) await sleep(20);
+    expect(crashed).toBe(true);
     await sleep(JOB_DONE_MS);
     const [record] = await runtime.assemblyai.deliverWebhooks();
     expect(record?.answer).toBe(200);

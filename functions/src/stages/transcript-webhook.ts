@@ -24,8 +24,11 @@ export type WebhookResult =
   | { authenticated: false }
   | { authenticated: true; outcome: string };
 
-// How often a delivery that found the visit's check taken looks again, until its deadline.
+// How often, and how long at most, a delivery that found the visit's check taken looks again for
+// that check's result. A check normally writes it within a second of its status read; a holder
+// slower than this (an outage, a zombie) leaves the visit to the checker's safety net.
 const HOLDER_WAIT_STEP_MS = 150;
+const HOLDER_WAIT_MS = 2_500;
 
 export async function receiveTranscriptWebhook(p: Pipeline, delivery: WebhookDelivery, deadlineMs: number): Promise<WebhookResult> {
   const startedMs = Date.now();
@@ -45,6 +48,7 @@ export async function receiveTranscriptWebhook(p: Pipeline, delivery: WebhookDel
 async function useDelivery(p: Pipeline, first: Visit | null, delivery: WebhookDelivery, deadlineMs: number): Promise<string> {
   let visit = first;
   let waitingForChecks: number | null = null;
+  let waitUntilMs = deadlineMs;
   for (;;) {
     const unusable = whyUnusable(visit, delivery.transcriptId);
     if (unusable || !visit) return unusable ?? "visit_not_found";
@@ -54,8 +58,9 @@ async function useDelivery(p: Pipeline, first: Visit | null, delivery: WebhookDe
       // A checker run (or another delivery) is checking the job right now, and may have read it
       // just before it ended: wait for that check's result, then check once more if still needed.
       waitingForChecks = visit.checks;
+      waitUntilMs = Math.min(deadlineMs, Date.now() + HOLDER_WAIT_MS);
     }
-    if (Date.now() + HOLDER_WAIT_STEP_MS >= deadlineMs) return "checked_elsewhere";
+    if (Date.now() + HOLDER_WAIT_STEP_MS >= waitUntilMs) return "checked_elsewhere";
     await new Promise((resolve) => setTimeout(resolve, HOLDER_WAIT_STEP_MS));
     visit = await readVisitOrNull(delivery.visitId);
   }
