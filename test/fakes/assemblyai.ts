@@ -125,6 +125,12 @@ export interface WebhookBehaviour {
   redeliveryRate?: number;
   /** Random source in [0, 1); default Math.random. */
   random?: () => number;
+  /**
+   * Deliveries in flight at once (default 16). The real service sends them all at once, to a
+   * function that scales out; here one test process plays every instance, so a burst of hundreds
+   * would measure this machine's event loop rather than the route.
+   */
+  concurrency?: number;
 }
 
 /** One delivery the fake made: for which job, how authenticated, and how it was answered. */
@@ -152,6 +158,7 @@ const DEFAULT_API_KEY = "test-assemblyai-key";
 const WEBHOOK_TIMEOUT_MS = 10_000;
 /** Deliveries answered 5xx (or not at all) are tried again, up to this many times in all. */
 const WEBHOOK_MAX_ATTEMPTS = 10;
+const WEBHOOK_CONCURRENCY = 16;
 const DEFAULT_QUEUED_MS = 30;
 const DEFAULT_PROCESSING_MS = 60;
 const DEFAULT_LANGUAGE_CONFIDENCE = 0.97;
@@ -287,15 +294,17 @@ export class FakeAssemblyAI {
       }
       due.push(job);
     }
-    const sends: Promise<WebhookDeliveryRecord>[] = [];
+    // A duplicate goes out right next to its original, so the two race.
+    const sends: (() => Promise<WebhookDeliveryRecord>[])[] = [];
     for (const job of due) {
-      sends.push(this.sendWebhook(job, "secret"));
-      if (chance(behaviour.duplicateRate)) sends.push(this.sendWebhook(job, "secret"));
-      if (chance(behaviour.unauthenticatedRate)) sends.push(this.sendWebhook(job, "missing"));
-      if (chance(behaviour.wrongSecretRate)) sends.push(this.sendWebhook(job, "wrong"));
+      const auths: WebhookDeliveryRecord["auth"][] = ["secret"];
+      if (chance(behaviour.duplicateRate)) auths.push("secret");
+      if (chance(behaviour.unauthenticatedRate)) auths.push("missing");
+      if (chance(behaviour.wrongSecretRate)) auths.push("wrong");
+      sends.push(() => auths.map((auth) => this.sendWebhook(job, auth)));
       if (!redeliveries.includes(job) && chance(behaviour.redeliveryRate)) this.pendingRedeliveries.push(job);
     }
-    const records = await Promise.all(sends);
+    const records = (await inBatches(sends, behaviour.concurrency ?? WEBHOOK_CONCURRENCY)).flat();
     this.webhookDeliveries.push(...records);
     return records;
   }
@@ -484,6 +493,20 @@ export class FakeAssemblyAI {
       error: status === "error" && job.outcome.kind === "error" ? job.outcome.error : null,
     };
   }
+}
+
+/** Runs each group of requests, at most `limit` groups at a time, keeping their order. */
+async function inBatches<T>(groups: readonly (() => Promise<T>[])[], limit: number): Promise<T[][]> {
+  const results: T[][] = new Array<T[]>(groups.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < groups.length) {
+      const index = next++;
+      results[index] = await Promise.all(groups[index]!());
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, groups.length)) }, worker));
+  return results;
 }
 
 function webhookOf(params: JsonObject): JobWebhook | null {
