@@ -283,6 +283,19 @@ export const tunables = {
     z.string().regex(/^(?:[A-Za-z0-9._:-]{1,100})?$/),
     "OpenAI model used when the primary one cannot write a summary (not found or retired, context exceeded, repeated invalid output); empty: none.",
   ),
+  webhookBaseUrl: stringTunable(
+    "WEBHOOK_BASE_URL",
+    "",
+    z.string().regex(/^(https?:\/\/[^\s?#]+)?$/, "empty, or the api function's URL"),
+    "The api function's public URL; set, AssemblyAI calls POST {it}/webhooks/assemblyai when a job ends (empty: off, the checker polls).",
+  ),
+  webhookSafetyPollSeconds: intTunable(
+    "WEBHOOK_SAFETY_POLL_SECONDS",
+    900,
+    1,
+    86_400,
+    "With webhooks on, the checker's wait between checks of a transcript AssemblyAI will announce (the safety net for a lost delivery).",
+  ),
 } as const;
 
 type TunableValues = { [K in keyof typeof tunables]: (typeof tunables)[K]["defaultValue"] };
@@ -336,9 +349,12 @@ export function loadConfig(env: Env): Config {
   const ProviderUrlSchema = providerUrlSchema(env);
   const assemblyAiBaseUrl = ProviderUrlSchema.safeParse(env.ASSEMBLYAI_BASE_URL || undefined);
   const openAiBaseUrl = ProviderUrlSchema.safeParse(env.OPENAI_BASE_URL || undefined);
+  // The webhook URL carries the per-visit secret's header to it: the same https rule.
+  const webhookBaseUrl = ProviderUrlSchema.safeParse(values.webhookBaseUrl || undefined);
   const urlProblem = (result: typeof assemblyAiBaseUrl) => result.error?.issues[0]?.message ?? "invalid";
   if (!assemblyAiBaseUrl.success) problems.push(`ASSEMBLYAI_BASE_URL: ${urlProblem(assemblyAiBaseUrl)}`);
   if (!openAiBaseUrl.success) problems.push(`OPENAI_BASE_URL: ${urlProblem(openAiBaseUrl)}`);
+  if (!webhookBaseUrl.success) problems.push(`WEBHOOK_BASE_URL: ${urlProblem(webhookBaseUrl)}`);
   const region = env[functionsRegion.name] || "us-central1";
   if (!/^[a-z]+-[a-z]+\d+$/.test(region)) problems.push(`${functionsRegion.name}: not a region name`);
   if (problems.length > 0) {
@@ -356,6 +372,7 @@ export function loadConfig(env: Env): Config {
     },
     assemblyAiBaseUrl: assemblyAiBaseUrl.data?.replace(/\/+$/, ""),
     openAiBaseUrl: openAiBaseUrl.data?.replace(/\/+$/, ""),
+    webhookBaseUrl: webhookBaseUrl.data?.replace(/\/+$/, "") ?? "",
   };
 }
 

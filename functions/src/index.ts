@@ -87,7 +87,7 @@ export const summarizeVisit = onTaskDispatched<SummarizeTask>(
   },
 );
 
-/** The app-facing HTTPS API: retry, deletion, export and a health check (see docs/api.md). */
+/** The app-facing HTTPS API: retry, deletion, export, a health check, and AssemblyAI's webhook deliveries (see docs/api.md). */
 export const api = onRequest(
   // A retry may check or resubmit the recording at AssemblyAI, and a deletion deletes there.
   { secrets: [assemblyAiApiKey], timeoutSeconds: TIMEOUTS.api, memory: "256MiB", invoker: "public" },

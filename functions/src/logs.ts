@@ -125,6 +125,11 @@ export const logs = {
     emit("warn", "operator_requeued", { visitId, retryCount, resumedStage }),
   operatorFailed: (visitId: string, status: VisitStatus) => emit("warn", "operator_failed", { visitId, status }),
   operatorBreakerReset: (provider: string, previousState: string) => emit("warn", "operator_breaker_reset", { provider, previousState }),
+  /** A webhook delivery that did not prove it came for the visit (no or a wrong secret). Never the presented value. */
+  webhookRejected: (visitId: string | null, reason: string) => emit("warn", "webhook_rejected", { visitId, reason }),
+  /** An authenticated webhook delivery and what it did (`outcome`: a poll outcome, or why it changed nothing). */
+  webhookHandled: (visitId: string, transcriptId: string | null, outcome: string, durationMs: number) =>
+    emit("info", "webhook_handled", { visitId, transcriptId, outcome, durationMs }),
   apiRequestFailed: (requestId: string, route: string, detail: string) =>
     emit("error", "api_request_failed", { requestId, route, detail }),
   staleWriteRejected: (visitId: string, stage: string, attempt: number, reason: string) =>

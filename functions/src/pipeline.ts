@@ -9,6 +9,7 @@ import type { Config } from "./config.js";
 import { enqueueSummarization } from "./dispatch/summarization-queue.js";
 import type { EnqueueResult, SummarizeTask } from "./dispatch/summarization-queue.js";
 import { createAssemblyAi } from "./providers/assemblyai.js";
+import { webhookSecret } from "./providers/assemblyai-webhook.js";
 import type { SpeechToText, Summarizer } from "./providers/ports.js";
 import { createOpenAi } from "./providers/openai.js";
 import { currentTime } from "./runtime-hooks.js";
@@ -34,6 +35,8 @@ export interface Pipeline {
   requestBudget(): RequestBudget;
   signAudioUrl(audio: AudioRef, expiresAt: Date): Promise<string>;
   enqueueSummarization(task: SummarizeTask): Promise<EnqueueResult>;
+  /** The visit's AssemblyAI webhook secret (derived from the API key; see providers/assemblyai-webhook.ts). */
+  webhookSecret(visitId: string): string;
 }
 
 /** Function timeouts, in seconds: the platform limits each trigger kind differently. */
@@ -94,6 +97,7 @@ function createPipeline(config: Config = getConfig()): Pipeline {
     signAudioUrl: (audio, expiresAt) => signReadUrl(audio, expiresAt),
     enqueueSummarization: (task) =>
       enqueueSummarization(task, { region: config.region, dispatchDeadlineSeconds: TIMEOUTS.summarize }),
+    webhookSecret: (visitId) => webhookSecret(requireSecret(assemblyAiApiKey), visitId),
   };
 }
 

@@ -1,7 +1,8 @@
 // A smaller chaos run inside `npm test`: every invariant must hold under injected provider
 // faults, crashes and stalls at failpoints, duplicate/concurrent deliveries, overlapping checker
 // runs, concurrent retry clicks, deletions at random moments (also of visits a zombie holds) and new
-// recordings uploaded into failed visits, with several visits per user. (`npm run chaos` runs the
+// recordings uploaded into failed visits, with several visits per user, and AssemblyAI webhook
+// deliveries (duplicated, late, unauthenticated) racing the checkers. (`npm run chaos` runs the
 // large one, with the per-user limits on.)
 
 import { describe, expect, it } from "vitest";
@@ -34,5 +35,9 @@ describe("chaos", () => {
     // With the small budget, completed visits were summarized in parts (and only then).
     if (run.summaryContextTokens > 0) expect(report.summariesInParts.visits).toBe(report.byStatus.completed);
     else expect(report.summariesInParts.visits).toBe(0);
+    // AssemblyAI's webhook deliveries were among the faults: with and without the secret, and used.
+    expect(report.webhooks.byAuth.secret).toBeGreaterThan(0);
+    expect((report.webhooks.byAuth.missing ?? 0) + (report.webhooks.byAuth.wrong ?? 0)).toBeGreaterThan(0);
+    expect(report.webhooks.outcomes.transcript_saved).toBeGreaterThan(0);
   }, 300_000);
 });

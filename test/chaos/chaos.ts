@@ -4,7 +4,9 @@
 // overlap, retry clicks race, and stalled "zombie" invocations wake up after their lease was taken
 // over. Users delete visits at random moments (also while a zombie holds one, sometimes with two
 // concurrent requests) and upload new recordings into visits that ended `failed` (some delivered
-// twice). Time is virtual (the pipeline's clock is moved forward each round) so backoffs, leases,
+// twice). With the webhook on (the default), the fake AssemblyAI announces ended jobs to the real
+// `api` handler over HTTP while the checkers run: duplicated, late (so out of order), redelivered,
+// and among them deliveries without the secret or with a wrong one. Time is virtual (the pipeline's clock is moved forward each round) so backoffs, leases,
 // cooldowns, the breaker and the deletion sweeps play out in seconds. Then the invariants are
 // checked against what Firestore, the fake Cloud Storage and the fake providers hold.
 
@@ -27,6 +29,8 @@ import type { JobRecord, TranscriptOutcome } from "../fakes/assemblyai.js";
 import { seededRandom } from "../fakes/faults.js";
 import type { FaultKind } from "../fakes/faults.js";
 import { loadVisitScript } from "../fakes/scripts.js";
+import { serveHttpFunction } from "../support/http-function.js";
+import type { ServedFunction } from "../support/http-function.js";
 import { startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
 
@@ -51,6 +55,8 @@ export interface ChaosOptions {
    * production defaults unless given; false: limits too high to matter.
    */
   limits?: false | { uploadQuotaPerDay?: number; maxConcurrentVisitsPerUser?: number };
+  /** AssemblyAI webhook deliveries to the `api` (WEBHOOK_BASE_URL set), with their faults; default true. */
+  webhooks?: boolean;
   /** Progress lines (a round summary); nothing identifying a patient. */
   onProgress?: (line: string) => void;
   maxRounds?: number;
@@ -148,6 +154,7 @@ export interface ChaosReport {
   earlierRecordingLeftovers: Record<EarlierLeftoverKind, number>;
   summarySources: { checked: number; onLaterRecording: number; fromOtherRecording: number; mixedRequests: number };
   failpoints: { crashes: number; stalls: number; zombieWritesRejected: number };
+  webhooks: ChaosWebhookFigures;
   faultsInjected: { assemblyai: number; openai: number; byKind: Record<string, number> };
   rounds: number;
   drainSeconds: number;
@@ -157,6 +164,20 @@ export interface ChaosReport {
   stuck: string[];
   /** Where something of a deleted visit or of an earlier recording was found (ids and counts). */
   leftovers: string[];
+}
+
+export interface ChaosWebhookFigures {
+  /** Deliveries the fake AssemblyAI made, by how they were authenticated (`secret`, `missing`, `wrong`). */
+  byAuth: Record<string, number>;
+  /** …and by the answer (`200`, `401`, `0`: none within 10 s). */
+  byAnswer: Record<string, number>;
+  /** What authenticated deliveries did (`webhook_handled` outcomes). */
+  outcomes: Record<string, number>;
+  /** Authenticated deliveries answered otherwise than 2xx, unauthenticated ones otherwise than 401. */
+  misanswered: number;
+  /** The slowest answer, and how long the fake waited for each delivery that got none (ms). */
+  slowestAnswerMs: number;
+  unansweredAfterMs: number[];
 }
 
 type LeftoverKind =
@@ -226,6 +247,9 @@ const OPENAI_FAULTS: FaultKind[] = [
   { kind: "length" },
   { kind: "contentFilter" },
 ];
+
+/** How often the fake AssemblyAI's deliveries misbehave (each delivery drawn independently). */
+const WEBHOOK_FAULTS = { duplicateRate: 0.3, lateRate: 0.25, redeliveryRate: 0.15, unauthenticatedRate: 0.15, wrongSecretRate: 0.1 };
 
 interface InvocationControl {
   settle(how: "crashed" | "stalled"): void;
@@ -308,10 +332,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             maxConcurrentVisitsPerUser: options.limits?.maxConcurrentVisitsPerUser ?? tunables.maxConcurrentVisitsPerUser.defaultValue,
           },
     summaryContextTokens: options.summaryContextTokens ?? 0,
+    webhooks: options.webhooks ?? true,
   };
   const random = seededRandom(settings.seed);
   const progress = options.onProgress ?? (() => {});
-  const events: { event: string; visitId: unknown; provider: unknown }[] = [];
+  const events: { event: string; visitId: unknown; provider: unknown; outcome?: unknown }[] = [];
   // Virtual time: the pipeline's clock, and the fake AssemblyAI's (its jobs' `created` times are
   // what the pipeline's searches compare with its own clock).
   let clockOffsetMs = 0;
@@ -345,7 +370,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const failpointCounts = { crashes: 0, stalls: 0 };
   let round = 0;
   installRuntimeHooks({
-    onLog: ({ event, fields }) => events.push({ event, visitId: fields.visitId, provider: fields.provider }),
+    onLog: ({ event, fields }) => events.push({ event, visitId: fields.visitId, provider: fields.provider, outcome: fields.outcome }),
     clock: () => new Date(virtualNowMs()),
     failpoint: (name: FailpointName): FailpointAction => {
       const control = invocations.getStore();
@@ -409,6 +434,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     retryConfig: { maxAttempts: 5, minBackoffSeconds: 1, maxBackoffSeconds: 10 },
   });
 
+  const webhooks = settings.webhooks ? await startWebhooks(runtime, settings.seed + 3) : null;
   runtime.assemblyai.faults.setRandom({ rate: settings.faultRate, kinds: ASSEMBLYAI_FAULTS, seed: settings.seed + 1 });
   runtime.openai.faults.setRandom({ rate: settings.faultRate, kinds: OPENAI_FAULTS, seed: settings.seed + 2 });
 
@@ -616,6 +642,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       invoke(() => runtime.runChecker()),
       invoke(() => runtime.runChecker()),
       ...duringChecks.map((visit) => deleteAction(visit, states.get(visit.visitId))),
+      // AssemblyAI announces the jobs that ended, racing the checkers.
+      ...(webhooks ? [runtime.assemblyai.deliverWebhooks()] : []),
     ]);
     await runtime.tasks.drain();
 
@@ -762,10 +790,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     virtualMinutes: Math.round(clockOffsetMs / 6_000) / 10,
     zombieWritesRejected: events.filter((e) => e.event === "stale_write_rejected").length,
     openAiCallsByVisit: countOpenAiCalls(events),
+    webhookOutcomes: countBy(events.filter((e) => e.event === "webhook_handled").map((e) => String(e.outcome))),
     virtualNow: new Date(virtualNowMs()),
     limits: settings.limits ? { ...settings.limits, ...limitCounts, runStartedMs } : null,
   });
   installRuntimeHooks({ clock: undefined, failpoint: undefined, onLog: undefined });
+  await webhooks?.close();
   await runtime.close();
   return report;
 }
@@ -869,6 +899,7 @@ interface MeasureContext {
   virtualMinutes: number;
   zombieWritesRejected: number;
   openAiCallsByVisit: Map<string, number>;
+  webhookOutcomes: Record<string, number>;
   virtualNow: Date;
   limits: {
     uploadQuotaPerDay: number;
@@ -975,6 +1006,7 @@ async function measure(
     .map((visit) => `${visit.id} (${visit.status})`);
   const accountedFor = states.length + deleted.length - context.reappeared.size === visits.length;
   const limits = context.limits ? measureLimits(visits, states, jobs, jobsByRecording, context.limits, nowMs) : null;
+  const webhookFigures = webhookFiguresOf(runtime, context.webhookOutcomes);
 
   const invariants: Invariant[] = [
     {
@@ -1020,6 +1052,15 @@ async function measure(
       detail: `${formatLeftovers(earlierLeftovers)} over ${visitsOnLaterRecording} visits on a later recording (${context.reuploads.accepted} re-uploads accepted)`,
     },
     ...(limits ? limitInvariants(limits) : []),
+    ...(context.settings.webhooks
+      ? [
+          {
+            name: "webhook deliveries: every authenticated one answered 2xx in time, every unauthenticated one 401",
+            ok: webhookFigures.misanswered === 0,
+            detail: `${webhookFigures.misanswered} of ${runtime.assemblyai.webhookDeliveries.length} deliveries otherwise (${formatLeftovers(webhookFigures.byAuth)})`,
+          },
+        ]
+      : []),
   ];
 
   return {
@@ -1055,6 +1096,7 @@ async function measure(
     earlierRecordingLeftovers: earlierLeftovers,
     summarySources,
     failpoints: { ...context.failpointCounts, zombieWritesRejected: context.zombieWritesRejected },
+    webhooks: webhookFigures,
     faultsInjected: {
       assemblyai: runtime.assemblyai.faults.injected.length,
       openai: runtime.openai.faults.injected.length,
@@ -1143,6 +1185,34 @@ function limitInvariants(limits: LimitsReport): Invariant[] {
       detail: `${limits.refusedButPaid} visits refused by a limit whose recording AssemblyAI received`,
     },
   ];
+}
+
+/** Serves the real `api` handler for the fake AssemblyAI's deliveries and turns the webhook on, with its faults. */
+async function startWebhooks(runtime: LocalRuntime, seed: number): Promise<ServedFunction> {
+  const api = await serveHttpFunction(runtime.functions.api);
+  // The safety net's cadence: 5 rounds, so lost or refused deliveries still settle within the run.
+  await runtime.setEnv({ WEBHOOK_BASE_URL: api.baseUrl, WEBHOOK_SAFETY_POLL_SECONDS: String(5 * STEP_SECONDS) });
+  runtime.assemblyai.setWebhookBehaviour({ ...WEBHOOK_FAULTS, random: seededRandom(seed) });
+  return api;
+}
+
+function webhookFiguresOf(runtime: LocalRuntime, outcomes: Record<string, number>): ChaosWebhookFigures {
+  const deliveries = runtime.assemblyai.webhookDeliveries;
+  const misanswered = deliveries.filter((d) => (d.auth === "secret" ? d.answer < 200 || d.answer > 299 : d.answer !== 401)).length;
+  return {
+    byAuth: countBy(deliveries.map((d) => d.auth)),
+    byAnswer: countBy(deliveries.map((d) => String(d.answer))),
+    outcomes,
+    misanswered,
+    slowestAnswerMs: Math.max(0, ...deliveries.filter((d) => d.answer !== 0).map((d) => d.durationMs)),
+    unansweredAfterMs: deliveries.filter((d) => d.answer === 0).map((d) => d.durationMs),
+  };
+}
+
+function countBy(keys: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const key of keys) counts[key] = (counts[key] ?? 0) + 1;
+  return counts;
 }
 
 function formatLeftovers(counts: Record<string, number>): string {

@@ -1,6 +1,6 @@
 // `npm run chaos -- --visits 200 --fault-rate 0.25 [--seed 7] [--delete-rate 0.12] [--visits-per-user 5]
-// [--limits on|off] [--upload-quota <n>] [--max-active <n>] [--json]`: runs the chaos suite and prints its figures and invariants. Exit code 0
-// only if every invariant holds.
+// [--limits on|off] [--upload-quota <n>] [--max-active <n>] [--no-webhooks] [--json]`: runs the chaos
+// suite and prints its figures and invariants. Exit code 0 only if every invariant holds.
 
 import { parseArgs } from "node:util";
 import { captureLogs } from "../support/log-capture.js";
@@ -19,6 +19,7 @@ async function main(): Promise<number> {
       "upload-quota": { type: "string" },
       "max-active": { type: "string" },
       json: { type: "boolean", default: false },
+      "no-webhooks": { type: "boolean", default: false },
     },
   });
   const visits = Number(values.visits);
@@ -42,7 +43,7 @@ async function main(): Promise<number> {
     !positive(maxConcurrentVisitsPerUser)
   ) {
     console.error(
-      "usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--visits-per-user <n ≥ 1>] [--limits on|off] [--upload-quota <n ≥ 1>] [--max-active <n ≥ 1>] [--json]",
+      "usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--visits-per-user <n ≥ 1>] [--limits on|off] [--upload-quota <n ≥ 1>] [--max-active <n ≥ 1>] [--no-webhooks] [--json]",
     );
     return 2;
   }
@@ -63,6 +64,7 @@ async function main(): Promise<number> {
               ...(uploadQuotaPerDay === undefined ? {} : { uploadQuotaPerDay }),
               ...(maxConcurrentVisitsPerUser === undefined ? {} : { maxConcurrentVisitsPerUser }),
             },
+      webhooks: !values["no-webhooks"],
       onProgress: values.json ? undefined : (line) => capture.print(`${line}\n`),
     });
   } finally {
@@ -80,7 +82,7 @@ function printReport(report: ChaosReport): void {
   const l = report.limits;
   const lines = [
     "",
-    `Chaos run: ${report.visits} visits, fault rate ${o.faultRate}, seed ${o.seed}, crash ${o.crashRate}, stall ${o.stallRate}, delete ${o.deleteRate}, re-upload ${o.reuploadRate}, bad recordings ${o.badRecordingRate}`,
+    `Chaos run: ${report.visits} visits, fault rate ${o.faultRate}, seed ${o.seed}, crash ${o.crashRate}, stall ${o.stallRate}, delete ${o.deleteRate}, re-upload ${o.reuploadRate}, bad recordings ${o.badRecordingRate}, webhooks ${o.webhooks ? "on" : "off"}`,
     `  drained in ${report.drainSeconds} s (${report.rounds} checker rounds + ${report.sweeps.finalRounds} housekeeping rounds, ${report.virtualMinutes} virtual minutes)`,
     `  terminal: ${report.terminal}/${report.existing} existing visits — ${formatCounts(report.byStatus)}; deleted: ${report.deleted}`,
     `  final error codes: ${formatCounts(report.errorCodes) || "none"}`,
@@ -100,6 +102,7 @@ function printReport(report: ChaosReport): void {
       : `  limits: off (${o.visitsPerUser} visits per user)`,
     `  sweeps: ${report.sweeps.tombstones} tombstones, ${report.sweeps.sweepsRun} sweeps run, ${report.sweeps.unsettled} unsettled; deleted visits seen again: ${report.reappeared} (${report.reappearanceChecks} checks)`,
     `  failpoints: ${report.failpoints.crashes} crashes, ${report.failpoints.stalls} stalls (zombies); stale writes rejected: ${report.failpoints.zombieWritesRejected}`,
+    `  webhooks: ${o.webhooks ? `${report.webhooks.byAuth.secret ?? 0} deliveries with the secret, ${report.webhooks.byAuth.missing ?? 0} without, ${report.webhooks.byAuth.wrong ?? 0} with a wrong one — answers ${formatCounts(report.webhooks.byAnswer)}; outcomes ${formatCounts(report.webhooks.outcomes) || "none"}; slowest answer ${report.webhooks.slowestAnswerMs} ms${report.webhooks.unansweredAfterMs.length > 0 ? `; no answer after ${report.webhooks.unansweredAfterMs.join(", ")} ms` : ""}` : "off"}`,
     `  faults injected: AssemblyAI ${report.faultsInjected.assemblyai}, OpenAI ${report.faultsInjected.openai} — ${formatCounts(report.faultsInjected.byKind)}`,
     "",
     "Invariants:",

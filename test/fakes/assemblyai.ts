@@ -1,4 +1,8 @@
 // Fake AssemblyAI v2 transcript API (submit, get, list, delete) on loopback; job status derives lazily from a clock.
+// Webhooks: a job submitted with `webhook_url` is announced by POST `{ transcript_id, status }` with
+// its auth header once it has ended, as the real service does — when the test calls
+// deliverWebhooks() (no timers run: the test moves its clock, then lets the deliveries out), with
+// switches for duplicated, late (so out of order) and unauthenticated deliveries.
 import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -95,6 +99,52 @@ interface TranscriptJob {
   readonly queuedMs: number;
   readonly processingMs: number;
   deleted: boolean;
+  webhook: JobWebhook | null;
+}
+
+interface JobWebhook {
+  url: string;
+  headerName: string | null;
+  headerValue: string | null;
+  /** Answered (2xx or 4xx: the real service never retries a 4xx) or given up. */
+  done: boolean;
+  attempts: number;
+  /** The last answer's HTTP status, as the transcript's `webhook_status_code` reports it. */
+  statusCode: number | null;
+  /** deliverWebhooks() calls to skip before this one goes out (a late delivery). */
+  holdCalls: number;
+}
+
+/** How deliverWebhooks() misbehaves, as a busy real service (or someone else) could. */
+export interface WebhookBehaviour {
+  /** Chance that a delivery goes out twice at once. */
+  duplicateRate?: number;
+  /** Chance that a delivery is held back for 1–2 calls, arriving after newer ones (out of order). */
+  lateRate?: number;
+  /** Chance that an extra delivery without the auth header (a caller who is not AssemblyAI) goes out too. */
+  unauthenticatedRate?: number;
+  /** Chance that an extra delivery with a wrong secret goes out too. */
+  wrongSecretRate?: number;
+  /** Chance that a delivery goes out again one call later (a redelivery after the answer was lost). */
+  redeliveryRate?: number;
+  /** Random source in [0, 1); default Math.random. */
+  random?: () => number;
+  /**
+   * Deliveries in flight at once (default 16). The real service sends them all at once, to a
+   * function that scales out; here one test process plays every instance, so a burst of hundreds
+   * would measure this machine's event loop rather than the route.
+   */
+  concurrency?: number;
+}
+
+/** One delivery the fake made: for which job, how authenticated, and how it was answered. */
+export interface WebhookDeliveryRecord {
+  transcriptId: string;
+  status: "completed" | "error";
+  auth: "secret" | "missing" | "wrong";
+  /** The HTTP status of the answer; 0 when none came (network error or 10 s timeout). */
+  answer: number;
+  durationMs: number;
 }
 
 type TranscriptStatus = "queued" | "processing" | "completed" | "error";
@@ -108,6 +158,11 @@ interface TimedWord {
 }
 
 const DEFAULT_API_KEY = "test-assemblyai-key";
+/** AssemblyAI waits this long for a webhook answer. */
+const WEBHOOK_TIMEOUT_MS = 10_000;
+/** Deliveries answered 5xx (or not at all) are tried again, up to this many times in all. */
+const WEBHOOK_MAX_ATTEMPTS = 10;
+const WEBHOOK_CONCURRENCY = 16;
 const DEFAULT_QUEUED_MS = 30;
 const DEFAULT_PROCESSING_MS = 60;
 const DEFAULT_LANGUAGE_CONFIDENCE = 0.97;
@@ -168,6 +223,9 @@ export class FakeAssemblyAI {
   private readonly apiKey: string;
   private readonly contract: Contract | null;
   private readonly now: () => number;
+  private webhookBehaviour: WebhookBehaviour = {};
+  private pendingRedeliveries: TranscriptJob[] = [];
+  readonly webhookDeliveries: WebhookDeliveryRecord[] = [];
 
   private constructor(
     private readonly server: LoopbackServer,
@@ -266,12 +324,94 @@ export class FakeAssemblyAI {
       queuedMs: this.queuedMs,
       processingMs: this.processingMs,
       deleted: false,
+      webhook: null,
     };
     this.jobs.set(job.id, job);
     return job.id;
   }
 
+  /** How later deliverWebhooks() calls misbehave. */
+  setWebhookBehaviour(behaviour: WebhookBehaviour): void {
+    this.webhookBehaviour = behaviour;
+  }
+
+  /**
+   * Delivers the webhook of every job that has ended and has not been announced (or whose last
+   * delivery failed with a 5xx or no answer, up to 10 tries), as the real service does at the
+   * job's end; resolves when every delivery was answered.
+   */
+  async deliverWebhooks(): Promise<WebhookDeliveryRecord[]> {
+    const behaviour = this.webhookBehaviour;
+    const random = behaviour.random ?? Math.random;
+    const chance = (rate: number | undefined) => rate !== undefined && rate > 0 && random() < rate;
+    const redeliveries = this.pendingRedeliveries;
+    this.pendingRedeliveries = [];
+    const due: TranscriptJob[] = [...redeliveries];
+    for (const job of this.jobs.values()) {
+      const status = this.statusOf(job);
+      const webhook = job.webhook;
+      if (!webhook || webhook.done || (status !== "completed" && status !== "error")) continue;
+      if (webhook.attempts === 0 && webhook.holdCalls === 0 && chance(behaviour.lateRate)) webhook.holdCalls = 1 + Math.floor(random() * 2);
+      if (webhook.holdCalls > 0) {
+        webhook.holdCalls--;
+        continue;
+      }
+      due.push(job);
+    }
+    // A duplicate goes out right next to its original, so the two race.
+    const sends: (() => Promise<WebhookDeliveryRecord>[])[] = [];
+    for (const job of due) {
+      const auths: WebhookDeliveryRecord["auth"][] = ["secret"];
+      if (chance(behaviour.duplicateRate)) auths.push("secret");
+      if (chance(behaviour.unauthenticatedRate)) auths.push("missing");
+      if (chance(behaviour.wrongSecretRate)) auths.push("wrong");
+      sends.push(() => auths.map((auth) => this.sendWebhook(job, auth)));
+      if (!redeliveries.includes(job) && chance(behaviour.redeliveryRate)) this.pendingRedeliveries.push(job);
+    }
+    const records = (await inBatches(sends, behaviour.concurrency ?? WEBHOOK_CONCURRENCY)).flat();
+    this.webhookDeliveries.push(...records);
+    return records;
+  }
+
+  /** Jobs with a webhook not yet answered (or given up), including ones held back as late. */
+  pendingWebhookCount(): number {
+    return [...this.jobs.values()].filter((job) => job.webhook && !job.webhook.done).length + this.pendingRedeliveries.length;
+  }
+
+  private async sendWebhook(job: TranscriptJob, auth: WebhookDeliveryRecord["auth"]): Promise<WebhookDeliveryRecord> {
+    const webhook = job.webhook!;
+    const status = this.statusOf(job) === "error" ? "error" : "completed";
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (webhook.headerName && webhook.headerValue && auth !== "missing") {
+      headers[webhook.headerName] = auth === "secret" ? webhook.headerValue : `${webhook.headerValue.slice(0, -4)}AAAA`;
+    }
+    const startedMs = Date.now();
+    let answer = 0;
+    try {
+      const response = await fetch(webhook.url, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ transcript_id: job.id, status }),
+        signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
+      });
+      await response.arrayBuffer();
+      answer = response.status;
+    } catch {
+      answer = 0;
+    }
+    if (auth === "secret") {
+      webhook.attempts++;
+      webhook.statusCode = answer === 0 ? null : answer;
+      const retryable = answer === 0 || answer >= 500;
+      if (!retryable || webhook.attempts >= WEBHOOK_MAX_ATTEMPTS) webhook.done = true;
+    }
+    return { transcriptId: job.id, status, auth, answer, durationMs: Date.now() - startedMs };
+  }
+
   reset(): void {
+    this.webhookBehaviour = {};
+    this.pendingRedeliveries = [];
+    this.webhookDeliveries.length = 0;
     this.jobs.clear();
     this.requests.length = 0;
     this.windowCounts.clear();
@@ -353,6 +493,7 @@ export class FakeAssemblyAI {
       queuedMs: this.queuedMs,
       processingMs: this.processingMs,
       deleted: false,
+      webhook: webhookOf(body),
     };
     this.jobs.set(job.id, job);
     return { status: 200, body: this.render(job) };
@@ -394,7 +535,7 @@ export class FakeAssemblyAI {
 
   private render(job: TranscriptJob): JsonObject {
     const status = this.statusOf(job);
-    const base = { ...pendingTranscript(job), status };
+    const base = { ...pendingTranscript(job), status, webhook_status_code: job.webhook?.statusCode ?? null };
     if (job.deleted) return { ...base, text: "Deleted by user.", audio_url: DELETED_AUDIO_URL };
     if (status === "error" && job.outcome.kind === "error") return { ...base, error: job.outcome.error };
     if (status !== "completed") return base;
@@ -437,6 +578,36 @@ export class FakeAssemblyAI {
       error: status === "error" && job.outcome.kind === "error" ? job.outcome.error : null,
     };
   }
+}
+
+/** Runs each group of requests, at most `limit` groups at a time, keeping their order. */
+async function inBatches<T>(groups: readonly (() => Promise<T>[])[], limit: number): Promise<T[][]> {
+  const results: T[][] = new Array<T[]>(groups.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < groups.length) {
+      const index = next++;
+      results[index] = await Promise.all(groups[index]!());
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, groups.length)) }, worker));
+  return results;
+}
+
+function webhookOf(params: JsonObject): JobWebhook | null {
+  const url = params["webhook_url"];
+  if (typeof url !== "string") return null;
+  const name = params["webhook_auth_header_name"];
+  const value = params["webhook_auth_header_value"];
+  return {
+    url,
+    headerName: typeof name === "string" ? name : null,
+    headerValue: typeof value === "string" ? value : null,
+    done: false,
+    attempts: 0,
+    statusCode: null,
+    holdCalls: 0,
+  };
 }
 
 type Route = { name: "submit" } | { name: "list" } | { name: "get"; id: string } | { name: "delete"; id: string };

@@ -1,5 +1,6 @@
 // Finds protected health information and credentials in log text: transcript or summary text,
-// signed URLs (in every encoding they can reach a log line), Firebase ID tokens / JWTs, and
+// signed URLs (in every encoding they can reach a log line), Firebase ID tokens / JWTs, AssemblyAI
+// webhook secrets (by the header or request field that carries them), and
 // recording object names (`users/<uid>/visits/<visitId>/<file>` — a file name can identify a
 // patient). Used by the vitest setup file that scans every log line the functions emit
 // (test/setup/phi-log-scan.ts). Findings carry only a short, redacted excerpt: a report of a leak
@@ -8,7 +9,7 @@
 import { readdirSync } from "node:fs";
 import { loadVisitScript } from "../fakes/scripts.js";
 
-export type PhiRule = "phrase" | "url" | "signed-url-param" | "jwt" | "object-name" | "file-name";
+export type PhiRule = "phrase" | "url" | "signed-url-param" | "jwt" | "webhook-secret" | "object-name" | "file-name";
 
 export interface Finding {
   rule: PhiRule;
@@ -45,6 +46,11 @@ const PATTERNS: readonly { rule: Exclude<PhiRule, "phrase">; pattern: RegExp }[]
   },
   // Firebase ID tokens and any other JWT (the emulator's unsigned ones end in an empty segment).
   { rule: "jwt", pattern: /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g },
+  // A webhook secret next to the header (or the submit field) that carries it, as a header dump or JSON would show it.
+  {
+    rule: "webhook-secret",
+    pattern: new RegExp(String.raw`(?:x-visit-webhook-secret|webhook_auth_header_value)["'\\]{0,4}\s*(?:${COLON}|${EQUALS})\s*["'\\]{0,4}[A-Za-z0-9_-]{8}`, "gi"),
+  },
   // Recording object names, at least one character of the file name present.
   {
     rule: "object-name",
@@ -88,6 +94,8 @@ function redact(rule: Exclude<PhiRule, "phrase">, matched: string, text: string,
       const length = /^[A-Za-z0-9_.-]*/.exec(text.slice(index, index + 10_000))?.[0].length ?? matched.length;
       return `${matched.slice(0, 6)}… (${length}-character token)`;
     }
+    case "webhook-secret":
+      return `${matched.slice(0, matched.search(/[:=%\\"'\s]/))}… (value redacted)`;
     case "object-name":
       return `users/…/visits/…/… (${encodingOf(matched)} object name)`;
     case "file-name":

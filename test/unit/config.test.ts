@@ -78,6 +78,25 @@ describe("loadConfig", () => {
     for (const notAUrl of ["api.openai.com/v1", "//host", "https://"]) expect(problem({ OPENAI_BASE_URL: notAUrl })).toBe("config_invalid");
   });
 
+  it("takes WEBHOOK_BASE_URL empty (off, the default) or as an https URL, under the same rule as the provider URLs", () => {
+    const webhookBase = (env: Record<string, string>) => {
+      try {
+        return loadConfig(env).webhookBaseUrl;
+      } catch (error) {
+        return (error as PipelineError).code;
+      }
+    };
+    expect(webhookBase({})).toBe("");
+    expect(webhookBase({ WEBHOOK_BASE_URL: "" })).toBe("");
+    expect(webhookBase({ WEBHOOK_BASE_URL: "https://us-central1-p.cloudfunctions.net/api/" })).toBe("https://us-central1-p.cloudfunctions.net/api");
+    expect(webhookBase({ WEBHOOK_BASE_URL: "http://127.0.0.1:5001/p/us-central1/api" })).toBe("http://127.0.0.1:5001/p/us-central1/api");
+    expect(webhookBase({ WEBHOOK_BASE_URL: "http://api.example.com" })).toBe("config_invalid");
+    // A query or fragment would break the `?visit=` the route reads.
+    for (const bad of ["https://x.test/api?a=1", "https://x.test/api#f", "x.test/api", "ftp://x.test"]) {
+      expect(webhookBase({ WEBHOOK_BASE_URL: bad }), bad).toBe("config_invalid");
+    }
+  });
+
   it("reads boolean params from their environment strings", () => {
     expect(loadConfig({ DELETE_PROVIDER_TRANSCRIPTS: "false" }).deleteProviderTranscripts).toBe(false);
     expect(loadConfig({ DELETE_PROVIDER_TRANSCRIPTS: "true" }).deleteProviderTranscripts).toBe(true);

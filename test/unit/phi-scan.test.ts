@@ -140,6 +140,24 @@ describe("findPhi: recording file names", () => {
   });
 });
 
+describe("findPhi on webhook secrets", () => {
+  const secret = "q3J0Yk9-vL_2mXc8RZp1wQeT5uHn7sDf4gA6bKjLoPi";
+
+  it("finds the secret next to its header or submit field, redacted", () => {
+    expect(rulesIn(`X-Visit-Webhook-Secret: ${secret}`)).toEqual(["webhook-secret"]);
+    expect(rulesIn(logLine({ event: "x", headers: { "x-visit-webhook-secret": secret } }))).toEqual(["webhook-secret"]);
+    expect(rulesIn(logLine({ event: "x", body: JSON.stringify({ webhook_auth_header_value: secret }) }))).toEqual(["webhook-secret"]);
+    const report = describeFindings(findPhi(`X-Visit-Webhook-Secret=${secret}`, { phrases }));
+    expect(report).toContain("[webhook-secret]");
+    expect(report).not.toContain(secret.slice(0, 8));
+  });
+
+  it("does not fire on the header's name alone or on the events that mention webhooks", () => {
+    expect(rulesIn(logLine({ event: "webhook_rejected", reason: "secret_missing", header: "X-Visit-Webhook-Secret" }))).toEqual([]);
+    expect(rulesIn(logLine({ event: "webhook_handled", outcome: "transcript_saved", transcriptId: "5551f0e2-8a1c-4a1e-9b0f-2d7f6c2b8c11" }))).toEqual([]);
+  });
+});
+
 describe("findPhi findings", () => {
   it("say which rule matched where, and redact the secret", () => {
     const text = [

@@ -1,4 +1,5 @@
-// The `api` HTTPS function: the app's retry button, deletion, export and a health check, routed
+// The `api` HTTPS function: the app's retry button, deletion, export, a health check and
+// AssemblyAI's webhook deliveries, routed
 // by express. One error shape for every failure — `{ "error": { "code", "message", "requestId",
 // "retryAfterSeconds"? } }` — and no stack traces, ever. docs/api.md is the contract.
 
@@ -7,12 +8,15 @@ import express from "express";
 import type { NextFunction, Request, Response } from "express";
 import { getAppCheck } from "firebase-admin/app-check";
 import { getAuth } from "firebase-admin/auth";
+import { z } from "zod";
 import { logs } from "../logs.js";
+import { WEBHOOK_AUTH_HEADER, WEBHOOK_PATH } from "../providers/assemblyai-webhook.js";
 import { TIMEOUTS, pipeline } from "../pipeline.js";
 import type { Pipeline } from "../pipeline.js";
 import { deleteUserData, deleteVisit } from "../stages/delete-visit.js";
 import { exportUserData } from "../stages/export-user-data.js";
 import { retryVisit } from "../stages/retry-visit.js";
+import { receiveTranscriptWebhook } from "../stages/transcript-webhook.js";
 import type { RetryRejection } from "../stages/retry-visit.js";
 import { adminApp } from "../store/db.js";
 import { asPipelineError } from "../visit/errors.js";
@@ -25,8 +29,15 @@ interface ApiError {
   retryAfterSeconds?: number;
 }
 
-// No endpoint takes a body; anything larger than this is refused unread.
+// No user endpoint takes a body, and AssemblyAI's webhook body is `{ transcript_id, status }`:
+// anything larger than this is refused unread.
 const MAX_BODY_BYTES = 1024;
+// AssemblyAI counts a delivery unanswered after 10 s: the check it starts gets this long, and the
+// answer goes out by the second limit even if the check is still running (it is fenced and leased
+// like any check, so finishing later is safe; the checker takes over a check that never finishes).
+// Half the 10 s: a busy instance's event loop can be seconds late (the chaos suite saw 2 s).
+const WEBHOOK_WORK_MS = 4_000;
+const WEBHOOK_ANSWER_MS = 5_000;
 const SAFETY_MARGIN_MS = 10_000;
 
 const REJECTIONS: Record<RetryRejection, Omit<ApiError, "retryAfterSeconds">> = {
@@ -70,6 +81,11 @@ const ERRORS = {
   appCheckFailed: { status: 401, code: "app_check_failed", message: "A valid App Check token is required (X-Firebase-AppCheck)." },
   appCheckReplayed: { status: 401, code: "app_check_replayed", message: "This App Check token was already used; get a fresh one." },
   visitNotFound: REJECTIONS.visit_not_found,
+  webhookUnauthenticated: {
+    status: 401,
+    code: "webhook_unauthenticated",
+    message: `A webhook delivery needs its visit (?visit=) and that visit's secret in ${WEBHOOK_AUTH_HEADER}.`,
+  },
   internal: { status: 500, code: "internal", message: "Something went wrong; try again later." },
 } satisfies Record<string, ApiError>;
 
@@ -111,6 +127,7 @@ function app(): express.Express {
   route(api, "/visits/:visitId", { DELETE: withVisit(removeVisit, "consume") });
   route(api, "/me", { DELETE: withUser(removeUser, "consume") });
   route(api, "/me/export", { GET: withUser(exportData, "verify") });
+  route(api, WEBHOOK_PATH, { POST: receiveWebhook });
   api.use((_req, res) => sendError(res, ERRORS.notFound));
   api.use((thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
     // express's own 400: a path parameter with a malformed percent escape.
@@ -229,6 +246,52 @@ function writeChunk(res: Response, chunk: string): Promise<void> {
     if (res.write(chunk)) resolve();
     else res.once("drain", () => resolve());
   });
+}
+
+const WebhookBodySchema = z.object({ transcript_id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/), status: z.string().max(64) });
+
+/**
+ * AssemblyAI's delivery: `?visit=<id>` names the visit, the header carries its secret. 401 for a
+ * caller without the secret (AssemblyAI always sends it, so that is someone else); 200 for every
+ * authenticated delivery, used or not — AssemblyAI never retries a 4xx, and there is nothing to retry.
+ */
+async function receiveWebhook(req: Request, res: Response): Promise<void> {
+  const { requestId } = locals(res);
+  const visitId = typeof req.query.visit === "string" ? req.query.visit : "";
+  if (!isValidVisitId(visitId)) {
+    logs.webhookRejected(null, "visit_id_invalid");
+    return sendError(res, ERRORS.webhookUnauthenticated);
+  }
+  const body = WebhookBodySchema.safeParse(webhookBody(req));
+  const work = receiveTranscriptWebhook(
+    pipeline(),
+    { visitId, presentedSecret: req.get(WEBHOOK_AUTH_HEADER) ?? null, transcriptId: body.success ? body.data.transcript_id : null },
+    Date.now() + WEBHOOK_WORK_MS,
+  );
+  const late = Symbol("late");
+  let timer: NodeJS.Timeout | undefined;
+  const answered = await Promise.race([work, new Promise<typeof late>((resolve) => (timer = setTimeout(() => resolve(late), WEBHOOK_ANSWER_MS)))]);
+  clearTimeout(timer);
+  if (answered === late) {
+    // Still checking: the delivery was authenticated or not, but either way it is answered in time.
+    work.catch((thrown: unknown) => logs.apiRequestFailed(requestId, WEBHOOK_PATH, asPipelineError(thrown).code));
+    res.status(200).json({ received: true, outcome: "checking", requestId });
+    return;
+  }
+  if (!answered.authenticated) return sendError(res, ERRORS.webhookUnauthenticated);
+  res.status(200).json({ received: true, outcome: answered.outcome, requestId });
+}
+
+/** The body as JSON: parsed by the platform for `application/json`, else the raw bytes (which may be anything). */
+function webhookBody(req: Request): unknown {
+  const body: unknown = req.body;
+  const text = Buffer.isBuffer(body) ? body.toString("utf8") : typeof body === "string" ? body : null;
+  if (text === null) return body;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
 }
 
 /** A signed-in operator: an ID token whose custom claims carry `operator: true` (set with the Admin SDK). */

@@ -125,7 +125,7 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
   );
 
   return {
-    async submit(audioUrl) {
+    async submit(audioUrl, webhook) {
       try {
         const body = await callSdk(() =>
           service.submit({
@@ -135,6 +135,13 @@ export function createAssemblyAi(options: AssemblyAiOptions): SpeechToText {
             speaker_labels: true,
             language_detection: true,
             ...transcriptionParams(options.transcription),
+            ...(webhook
+              ? {
+                  webhook_url: webhook.url,
+                  webhook_auth_header_name: webhook.authHeaderName,
+                  webhook_auth_header_value: webhook.authHeaderValue,
+                }
+              : {}),
           }),
         );
         return { transcriptId: parseTranscript(body).id };

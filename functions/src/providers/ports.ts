@@ -3,6 +3,7 @@
 
 import { createHash } from "node:crypto";
 import type { ErrorCode } from "../visit/errors.js";
+import type { WebhookRequest } from "./assemblyai-webhook.js";
 import type { VisitSummary } from "../visit/summary.js";
 
 export interface Utterance {
@@ -46,9 +47,10 @@ export interface SpeechToText {
   /**
    * Starts a transcription job. Paid, and AssemblyAI has no idempotency key: a failure whose
    * outcome is unknown (timeout, reset, 5xx) is thrown with `outcomeUnknown` set and must not be
-   * repeated blindly — look for the job with findTranscriptByAudioUrl first.
+   * repeated blindly — look for the job with findTranscriptByAudioUrl first. With `webhook`,
+   * AssemblyAI posts `{ transcript_id, status }` to its URL, with its auth header, when the job ends.
    */
-  submit(audioUrl: string): Promise<{ transcriptId: string }>;
+  submit(audioUrl: string, webhook?: WebhookRequest | null): Promise<{ transcriptId: string }>;
   /** Reads a job's state. Free and idempotent. */
   check(transcriptId: string): Promise<TranscriptCheck>;
   /**

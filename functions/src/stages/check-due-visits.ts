@@ -122,9 +122,10 @@ class DueQueue {
 /**
  * One visit's check. The claim key is the due time being served: overlapping checker runs read
  * the same due time, so exactly one of them gets the visit; pushing the due time out to the end
- * of the check lease means a crashed check is picked up again later, under a new key.
+ * of the check lease means a crashed check is picked up again later, under a new key. A webhook
+ * delivery (stages/transcript-webhook.ts) checks its visit through here too, under the same rule.
  */
-async function checkVisit(p: Pipeline, visit: Visit, deadlineMs: number): Promise<string> {
+export async function checkVisit(p: Pipeline, visit: Visit, deadlineMs: number): Promise<string> {
   if (!visit.nextCheckAt) return "not_due";
   const now = p.now();
   const claimed = await claimCheck(visit.id, visit.nextCheckAt, {

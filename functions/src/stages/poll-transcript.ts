@@ -50,7 +50,8 @@ export async function pollTranscript(p: Pipeline, visit: Visit, deadlineMs: numb
     case "queued":
     case "processing": {
       if (pastDeadline) return failVisit(p, visit, "deadline_exceeded", `still ${result.state} at the deadline`);
-      const delay = nextPollDelay(p, checks);
+      // A job that will announce its end is only looked at by the safety net's slower cadence.
+      const delay = visit.webhookSecretSha256 ? Math.max(nextPollDelay(p, checks), p.config.webhookSafetyPollSeconds) : nextPollDelay(p, checks);
       logs.transcriptPending(visit.id, result.state, checks, delay);
       return movePoll(p, visit, { checks, nextCheckAt: addSeconds(p.now(), delay) }, "still_processing");
     }

@@ -46,6 +46,7 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
   ),
   status: z.enum(VISIT_STATUSES),
   transcriptId: nullable(z.string()),
+  webhookSecretSha256: nullable(z.string().regex(/^[0-9a-f]{64}$/)),
   transcript: nullable(
     z.object({
       languageCode: z.string().nullable(),
@@ -270,6 +271,7 @@ function freshRecording(input: { userId: string; audio: AudioRef; deadlineAt: Da
     userId: input.userId,
     audio: input.audio,
     transcriptId: null,
+    webhookSecretSha256: null,
     transcript: null,
     summary: null,
     summaryModel: null,

@@ -92,6 +92,11 @@ export type Visit = StatusTimes & {
   audio: AudioRef | null;
   status: VisitStatus;
   transcriptId: string | null;
+  /**
+   * SHA-256 (hex) of the secret AssemblyAI was given to authenticate its webhook delivery for
+   * `transcriptId`; null when the job was submitted without a webhook. The secret itself is never stored.
+   */
+  webhookSecretSha256: string | null;
   transcript: TranscriptInfo | null;
   summary: VisitSummary | null;
   /** The model that wrote the summary (of a summary in parts: the one that wrote most of them). */
