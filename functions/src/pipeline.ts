@@ -9,7 +9,8 @@ import type { Config } from "./config.js";
 import { enqueueSummarization } from "./dispatch/summarization-queue.js";
 import type { EnqueueResult, SummarizeTask } from "./dispatch/summarization-queue.js";
 import { createAssemblyAi } from "./providers/assemblyai.js";
-import type { SpeechToText, Summarizer } from "./providers/ports.js";
+import { createFcmSender, fcmMessaging } from "./providers/fcm.js";
+import type { PushSender, SpeechToText, Summarizer } from "./providers/ports.js";
 import { createOpenAi } from "./providers/openai.js";
 import { currentTime } from "./runtime-hooks.js";
 import { breakerSettingsFrom } from "./providers/outage-policy.js";
@@ -27,6 +28,8 @@ export interface Pipeline {
   owner: string;
   speech(): SpeechToText;
   summarizer(): Summarizer;
+  /** Push notifications to the app (FCM). */
+  pushSender(): PushSender;
   /** The provider outage breaker shared by all instances (state in Firestore). */
   breaker(): OutageBreaker;
   signAudioUrl(audio: AudioRef, expiresAt: Date): Promise<string>;
@@ -46,6 +49,7 @@ export const TIMEOUTS = {
 function createPipeline(config: Config = getConfig()): Pipeline {
   let speech: SpeechToText | undefined;
   let summarizer: Summarizer | undefined;
+  let pushSender: PushSender | undefined;
   const breaker = createFirestoreBreaker(breakerSettingsFrom(config), {
     opened: (provider, failures, untilMs) => logs.breakerOpened(provider, failures, new Date(untilMs)),
     closed: (provider) => logs.breakerClosed(provider),
@@ -72,6 +76,10 @@ function createPipeline(config: Config = getConfig()): Pipeline {
         timeoutMs: config.openAiTimeoutSeconds * 1000,
       });
       return summarizer;
+    },
+    pushSender() {
+      pushSender ??= createFcmSender(fcmMessaging(adminApp(), config.fcmEmulatorHost));
+      return pushSender;
     },
     breaker: () => breaker,
     signAudioUrl: (audio, expiresAt) => signReadUrl(audio, expiresAt),

@@ -161,6 +161,8 @@ describe("GET /health and /health/ready through the Functions emulator", () => {
     expect(answer.body).toEqual({
       status: "ok",
       breakers: { assemblyai: { state: "closed", openUntil: null }, openai: { state: "closed", openUntil: null } },
+      queue: expect.objectContaining({ stuck: 0, stuckAfterMinutes: 120 }) as unknown,
+      checker: expect.objectContaining({ stale: false }) as unknown,
     });
   });
 
@@ -174,6 +176,8 @@ describe("GET /health and /health/ready through the Functions emulator", () => {
       expect(answer.body).toEqual({
         status: "degraded",
         breakers: { assemblyai: { state: "closed", openUntil: null }, openai: { state: "open", openUntil: openUntil.toISOString() } },
+        queue: expect.objectContaining({ stuckAfterMinutes: 120 }) as unknown,
+        checker: expect.objectContaining({ stale: false }) as unknown,
       });
     } finally {
       // An open breaker would defer the other tests' OpenAI calls.

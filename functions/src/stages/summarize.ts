@@ -28,7 +28,12 @@ function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", Su
       logs.summarizationStarted(work.visit.id, work.attempt, dispatch);
       const transcriptText = await promptTranscript(p, work.visit);
       const languageCode = normalizeLanguageCode(work.visit.transcript?.languageCode) ?? null;
-      const result = await work.pay("summarize", () => p.summarizer().summarize({ transcriptText, languageCode }));
+      const result = await work.pay(
+        "summarize",
+        () => p.summarizer().summarize({ transcriptText, languageCode }),
+        undefined,
+        (answer) => answer.usage,
+      );
       const summary = normalizeSummary(result.summary);
       // The summary must be in the recording's language; one in another language is not stored.
       if (languageCode && /^[a-z]{2}$/.test(summary.language) && summary.language !== languageCode) {
@@ -57,6 +62,7 @@ function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", Su
         promptTokens: result.usage?.promptTokens,
         completionTokens: result.usage?.completionTokens,
         durationMs,
+        cost: visit.cost,
       }),
   };
 }

@@ -13,9 +13,13 @@ import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import type { ProviderName } from "../providers/outage-policy.js";
 import { failpoint } from "../runtime-hooks.js";
+import { announceIfEnded } from "../stages/notify-outcome.js";
 import type { FailpointName } from "../runtime-hooks.js";
-import { claimWork, countPaidCalls, listWorkClaims, recordWorkOutcome, recordWorkSent } from "../store/claims.js";
+import { claimWork, countPaidCalls, listWorkClaims, recordWorkOutcome, workKeyOf, writeWorkSent } from "../store/claims.js";
 import type { Claim, WorkKey } from "../store/claims.js";
+import { recordCost } from "../store/costs.js";
+import type { CostFact } from "../visit/cost.js";
+import { discardedCallDelta, paidCallDelta, tokenDelta } from "../visit/cost.js";
 import { applyVisitEvent, getVisit, updateVisit } from "../store/visits.js";
 import type { GuardedWrite, SameCommitWrites } from "../store/visits.js";
 import { addSeconds, nextAttemptDelaySeconds } from "../visit/backoff.js";
@@ -40,10 +44,18 @@ export interface StepWork<P extends ProviderName> {
    * The paid request. The claim notes that it is leaving (with what identifies it, for a later
    * search) before it is sent; it then runs through the breaker and the in-call retries.
    */
-  pay<T>(operation: OperationOf<P>, send: () => Promise<T>, identifies?: { audioUrlSha256: string }): Promise<T>;
+  pay<T>(
+    operation: OperationOf<P>,
+    send: () => Promise<T>,
+    identifies?: { audioUrlSha256: string },
+    /** What the answer says it used (tokens), accounted in the visit's cost as soon as it is back. */
+    usage?: (result: T) => TokenUsage | null,
+  ): Promise<T>;
   /** A free request (a status read, a search) through the same breaker and retries. */
   ask<T>(operation: OperationOf<P>, request: () => Promise<T>): Promise<T>;
 }
+
+export type TokenUsage = { promptTokens: number; completionTokens: number };
 
 /** What the visit becomes when the attempt succeeded (the runner adds `lease: null`). */
 export interface Checkpoint {
@@ -81,6 +93,7 @@ export interface PaidStep<P extends ProviderName, Output> {
   abandon?(visitId: string, output: Output, visitDeleted: boolean): Promise<void>;
   /** The event that ends the stage: `failed` or `partial`. */
   endEvent(error: VisitError): VisitEvent;
+  /** After the checkpoint; `visit` is the visit as checkpointed (with its cost). */
   succeeded?(visit: Visit, output: Output, attempt: number, durationMs: number): void;
 }
 
@@ -206,10 +219,18 @@ async function runAttempt<P extends ProviderName, Output>(
   const stepWork: StepWork<P> = {
     visit,
     attempt: work.attempt,
-    async pay(operation, send, identifies) {
-      await recordWorkSent(visit.id, work, { now: p.now(), ...identifies });
+    async pay(operation, send, identifies, usage) {
+      // Counted in the visit's cost in the same commit that notes the claim as sent: nothing is
+      // paid for without being counted, whatever happens next.
+      const now = p.now();
+      await recordCost(visit.id, costKey("sent", work), paidCallDelta(), {
+        now,
+        alsoWrite: (tx) => writeWorkSent(tx, visit.id, work, { now, ...identifies }),
+      });
       sent = true;
       const result = await gate.call(operation, send);
+      const used = usage?.(result) ?? null;
+      if (used) await recordCost(visit.id, costKey("usage", work), tokenDelta(used, p.config.unitPrices), { now: p.now() });
       await failpoint(step.afterPaidCall);
       return result;
     },
@@ -223,8 +244,8 @@ async function runAttempt<P extends ProviderName, Output>(
       return endStep(p, step, visit, lastErrorCode(visit), lease);
     }
     const output = recovered ?? (await step.perform(stepWork));
-    const outcome = await checkpointStep(p, step, visit, work, output, recovered !== null);
-    if (outcome !== "superseded") step.succeeded?.(visit, output, work.attempt, Date.now() - startedMs);
+    const { outcome, checkpointed } = await checkpointStep(p, step, visit, work, output, recovered !== null);
+    if (checkpointed) step.succeeded?.(checkpointed, output, work.attempt, Date.now() - startedMs);
     return outcome;
   } catch (thrown) {
     const error = asPipelineError(thrown);
@@ -264,7 +285,7 @@ async function checkpointStep<P extends ProviderName, Output>(
   work: WorkKey,
   output: Output,
   recovered: boolean,
-): Promise<StepOutcome> {
+): Promise<{ outcome: StepOutcome; checkpointed: Visit | null }> {
   const now = p.now();
   const resultId = step.resultId?.(output);
   await recordWorkOutcome(visit.id, work, { result: recovered ? "recovered" : "succeeded", now, ...(resultId ? { transcriptId: resultId } : {}) });
@@ -275,17 +296,36 @@ async function checkpointStep<P extends ProviderName, Output>(
     fields: { ...checkpoint.fields, lease: null },
     ...(checkpoint.alsoWrite ? { alsoWrite: checkpoint.alsoWrite } : {}),
   });
-  if (written.applied) return recovered ? "recovered" : "succeeded";
+  if (written.applied) {
+    await announceIfEnded(p, written);
+    return { outcome: recovered ? "recovered" : "succeeded", checkpointed: written.visit };
+  }
   logs.staleWriteRejected(visit.id, step.stage, work.attempt, written.reason);
+  const superseded = { outcome: "superseded", checkpointed: null } as const;
   if (written.reason === "missing" || written.reason === "recording") {
     logs.paidResultAbandoned(visit.id, step.stage);
+    // A replaced recording's paid result is waste on the visit's cost (a deleted visit has none).
+    if (written.reason === "recording" && !recovered) await recordDiscarded(p, visit.id, work);
     await step.abandon?.(visit.id, output, written.reason === "missing");
-    return "superseded";
+    return superseded;
   }
   // Paid for, and of no use now that other work has moved the visit on: counted as waste. While
-  // the visit is still in the step's status, the result stays findable for the next attempt.
+  // the visit is still in the step's status, the result stays findable for the next attempt — of
+  // a step that can recover results; one that cannot will never use it.
   if (written.visit?.status !== step.status) await recordWorkOutcome(visit.id, work, { result: "discarded", now: p.now() });
-  return "superseded";
+  const unusable = written.visit?.status !== step.status || step.recover === undefined;
+  // A recovered result was paid for by an earlier attempt, not by this one.
+  if (unusable && !recovered) await recordDiscarded(p, visit.id, work);
+  return superseded;
+}
+
+/** The key of a cost fact about one unit of work. */
+function costKey(fact: CostFact, work: WorkKey) {
+  return { fact, workStage: work.stage, of: workKeyOf(work) };
+}
+
+function recordDiscarded(p: Pipeline, visitId: string, work: WorkKey): Promise<unknown> {
+  return recordCost(visitId, costKey("discarded", work), discardedCallDelta(), { now: p.now() });
 }
 
 async function scheduleNextAttempt<P extends ProviderName, Output>(
@@ -332,6 +372,7 @@ export async function endStep<P extends ProviderName, Output>(
     guard: { statuses: [step.status], ...(lease ? { lease } : {}), ...recordingOf(visit) },
     fields: { lease: null },
   });
+  await announceIfEnded(p, written);
   return reportWrite(visit.id, step.stage, lease?.attempt ?? 0, written, "ended");
 }
 
