@@ -9,7 +9,7 @@
 
 import { Agent } from "node:https";
 import { connect } from "node:net";
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { initializeApp, getApps } from "firebase-admin/app";
 import type { App, Credential } from "firebase-admin/app";
 import { getMessaging } from "firebase-admin/messaging";
@@ -80,8 +80,16 @@ const LOCAL_CREDENTIAL: Credential = {
 };
 
 /** An https agent whose sockets are plain TCP connections to 127.0.0.1:port (the local FCM server). */
+class LoopbackAgent extends Agent {
+  constructor(private readonly port: number) {
+    super({ keepAlive: false });
+  }
+
+  override createConnection(): Duplex {
+    return connect(this.port, "127.0.0.1");
+  }
+}
+
 function loopbackAgent(port: number): Agent {
-  const agent = new Agent({ keepAlive: false });
-  (agent as unknown as { createConnection: () => Socket }).createConnection = () => connect(port, "127.0.0.1");
-  return agent;
+  return new LoopbackAgent(port);
 }
