@@ -6,6 +6,7 @@ import { defineBoolean, defineInt, defineSecret, defineString } from "firebase-f
 import type { BooleanParam, IntParam, StringParam } from "firebase-functions/params";
 import type { PiiPolicy } from "assemblyai";
 import { z } from "zod";
+import type { UnitPrices } from "./visit/cost.js";
 import { PipelineError } from "./visit/errors.js";
 
 export const assemblyAiApiKey = defineSecret("ASSEMBLYAI_API_KEY");
@@ -68,6 +69,19 @@ const PII_POLICY_SET: ReadonlySet<string> = new Set(PII_POLICIES);
 /** Identifiers, not clinical content: what a patient-facing summary can do without. */
 const DEFAULT_REDACTED_POLICIES =
   "person_name,phone_number,email_address,date_of_birth,us_social_security_number,healthcare_number,account_number,credit_card_number,drivers_license,passport_number";
+// Unit prices are decimals, which Firebase int params cannot hold: a string param with a plain
+// decimal (no exponent, at most 6 places), read as micro-dollars so sums are exact integers.
+const UsdDecimalSchema = z.string().regex(/^\d{1,6}(\.\d{1,6})?$/, "a decimal amount of US dollars, e.g. 0.23");
+
+function usdTunable(name: string, defaultValue: string, description: string): Tunable<string> {
+  return stringTunable(name, defaultValue, UsdDecimalSchema, description);
+}
+
+/** A validated decimal USD amount as whole micro-dollars (0.23 → 230000), without float rounding. */
+export function microUsd(decimal: string): number {
+  const [whole = "0", fraction = ""] = decimal.split(".");
+  return Number(whole) * 1_000_000 + Number(fraction.padEnd(6, "0"));
+}
 
 export const tunables = {
   maxUploadBytes: intTunable("MAX_UPLOAD_BYTES", 250 * MIB, 1, 5 * 1024 * MIB, "Largest accepted recording, in bytes."),
@@ -296,6 +310,34 @@ export const tunables = {
     86_400,
     "With webhooks on, the checker's wait between checks of a transcript AssemblyAI will announce (the safety net for a lost delivery).",
   ),
+  // Defaults are the providers' published list prices as of 2026-12 (docs/cost.md has the sources).
+  assemblyAiUsdPerAudioHour: usdTunable(
+    "ASSEMBLYAI_USD_PER_AUDIO_HOUR",
+    "0.23",
+    "AssemblyAI price per hour of audio transcribed, in USD (the speech model plus the speaker-labels add-on), for the visit's estimated cost.",
+  ),
+  openAiUsdPerMillionInputTokens: usdTunable(
+    "OPENAI_USD_PER_MILLION_INPUT_TOKENS",
+    "0.40",
+    "OpenAI price per million prompt tokens of OPENAI_MODEL, in USD, for the visit's estimated cost.",
+  ),
+  openAiUsdPerMillionOutputTokens: usdTunable(
+    "OPENAI_USD_PER_MILLION_OUTPUT_TOKENS",
+    "1.60",
+    "OpenAI price per million completion tokens of OPENAI_MODEL, in USD, for the visit's estimated cost.",
+  ),
+  notifyOnOutcome: boolTunable(
+    "NOTIFY_ON_OUTCOME",
+    false,
+    "Send a push notification (FCM) to the user's registered devices when a visit ends completed, partial or failed.",
+  ),
+  stuckVisitMinutes: intTunable(
+    "STUCK_VISIT_MINUTES",
+    120,
+    1,
+    43_200,
+    "A visit not terminal this long after its last status change counts as stuck in GET /health/ready.",
+  ),
 } as const;
 
 type TunableValues = { [K in keyof typeof tunables]: (typeof tunables)[K]["defaultValue"] };
@@ -321,9 +363,13 @@ export interface Config extends TunableValues {
   region: string;
   assemblyAiBaseUrl: string | undefined;
   openAiBaseUrl: string | undefined;
+  /** A loopback `host:port` speaking FCM's HTTP v1 API, for local runtimes (FCM has no emulator). */
+  fcmEmulatorHost: string | undefined;
   speechModelList: string[];
   /** What every submission asks of AssemblyAI beyond the speech models. */
   transcription: TranscriptionRequest;
+  /** The unit-price params as micro-dollars. */
+  unitPrices: UnitPrices;
 }
 
 export interface TranscriptionRequest {
@@ -357,6 +403,9 @@ export function loadConfig(env: Env): Config {
   if (!webhookBaseUrl.success) problems.push(`WEBHOOK_BASE_URL: ${urlProblem(webhookBaseUrl)}`);
   const region = env[functionsRegion.name] || "us-central1";
   if (!/^[a-z]+-[a-z]+\d+$/.test(region)) problems.push(`${functionsRegion.name}: not a region name`);
+  if (env.FCM_EMULATOR_HOST && !/^(127\.0\.0\.1|localhost):\d{1,5}$/.test(env.FCM_EMULATOR_HOST)) {
+    problems.push("FCM_EMULATOR_HOST: must be a loopback host:port (local runtimes only)");
+  }
   if (problems.length > 0) {
     throw new PipelineError("config_invalid", { detail: problems.join("; ") });
   }
@@ -370,6 +419,12 @@ export function loadConfig(env: Env): Config {
       redactPiiPolicies: tunableValues.redactPii ? tunableValues.redactPiiPolicies.split(",") : null,
       speakersExpected: tunableValues.speakersExpected > 0 ? tunableValues.speakersExpected : null,
     },
+    unitPrices: {
+      audioHour: microUsd(tunableValues.assemblyAiUsdPerAudioHour),
+      millionInputTokens: microUsd(tunableValues.openAiUsdPerMillionInputTokens),
+      millionOutputTokens: microUsd(tunableValues.openAiUsdPerMillionOutputTokens),
+    },
+    fcmEmulatorHost: env.FCM_EMULATOR_HOST || undefined,
     assemblyAiBaseUrl: assemblyAiBaseUrl.data?.replace(/\/+$/, ""),
     openAiBaseUrl: openAiBaseUrl.data?.replace(/\/+$/, ""),
     webhookBaseUrl: webhookBaseUrl.data?.replace(/\/+$/, "") ?? "",

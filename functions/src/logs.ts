@@ -6,7 +6,7 @@ import { logger } from "firebase-functions";
 import { sanitizeDetail } from "./visit/errors.js";
 import { normalizeMediaType } from "./visit/upload.js";
 import type { PipelineError } from "./visit/errors.js";
-import type { LeaseStage } from "./visit/model.js";
+import type { LeaseStage, VisitCost } from "./visit/model.js";
 import type { VisitStatus } from "./visit/status.js";
 import { notifyLog } from "./runtime-hooks.js";
 
@@ -30,6 +30,11 @@ function errorFields(error: PipelineError): Fields {
     retryAfterMs: error.retryAfterMs,
     detail: error.detail,
   };
+}
+
+/** The visit's cost so far, numbers only (undefined until the first paid call). */
+function costFields(cost: VisitCost | null): Record<string, number> | undefined {
+  return cost ? { ...cost } : undefined;
 }
 
 const ATTEMPT_FAILED_EVENT: Record<LeaseStage, string> = {
@@ -75,8 +80,15 @@ export const logs = {
     emit("warn", "transcript_check_failed", { visitId, nextCheckInSeconds, ...errorFields(error) }),
   transcriptSaved: (
     visitId: string,
-    fields: { transcriptId: string; utteranceCount: number; characterCount: number; audioDurationSeconds: number | null; languageCode: string | null },
-  ) => emit("info", "transcript_saved", { visitId, ...fields }),
+    fields: {
+      transcriptId: string;
+      utteranceCount: number;
+      characterCount: number;
+      audioDurationSeconds: number | null;
+      languageCode: string | null;
+      cost: VisitCost | null;
+    },
+  ) => emit("info", "transcript_saved", { visitId, ...fields, cost: costFields(fields.cost) }),
   transcriptionFailed: (visitId: string, code: string, transcriptId: string | null, detail: string) =>
     emit("error", "transcription_failed", { visitId, code, transcriptId, detail }),
 
@@ -89,8 +101,8 @@ export const logs = {
     emit("info", "summarization_started", { visitId, attempt, dispatch }),
   summarizationCompleted: (
     visitId: string,
-    fields: { attempt: number; model: string; actionItemCount: number; promptTokens?: number; completionTokens?: number; durationMs: number },
-  ) => emit("info", "summarization_completed", { visitId, ...fields }),
+    fields: { attempt: number; model: string; actionItemCount: number; promptTokens?: number; completionTokens?: number; durationMs: number; cost: VisitCost | null },
+  ) => emit("info", "summarization_completed", { visitId, ...fields, cost: costFields(fields.cost) }),
   summaryPartsPlanned: (visitId: string, fields: { parts: number; alreadySaved: number; lines: number; chunkTokens: number }) =>
     emit("info", "summary_parts_planned", { visitId, ...fields }),
   summaryPartSplit: (visitId: string, from: number, to: number) => emit("warn", "summary_part_split", { visitId, from, to }),
@@ -145,10 +157,20 @@ export const logs = {
     meanVisitMs: number;
   }) =>
     emit("info", "checker_run_finished", fields),
+  checkerRunNotRecorded: (error: PipelineError) => emit("warn", "checker_run_not_recorded", errorFields(error)),
   checkerVisitFailed: (visitId: string, error: PipelineError) =>
     emit("error", "checker_visit_failed", { visitId, ...errorFields(error) }),
   retryResumeFailed: (visitId: string, resumedStage: string, error: PipelineError) =>
     emit("error", "retry_resume_failed", { visitId, resumedStage, ...errorFields(error) }),
+  notificationSent: (visitId: string, status: VisitStatus, counts: { devices: number; sent: number; removed: number; failed: number }) =>
+    emit("info", "notification_sent", { visitId, status, ...counts }),
+  notificationSkipped: (visitId: string, status: VisitStatus, reason: string) =>
+    emit("info", "notification_skipped", { visitId, status, reason }),
+  /** A notification that could not be sent; it is not retried. */
+  notificationFailed: (visitId: string, status: VisitStatus, error: PipelineError) =>
+    emit("warn", "notification_failed", { visitId, status, ...errorFields(error) }),
+  /** FCM said the token no longer works: its registration was removed (the token is never logged). */
+  deviceTokenRemoved: (visitId: string, platform: string | null) => emit("info", "device_token_removed", { visitId, platform }),
   configInvalid: (detail: string) => emit("error", "config_invalid", { detail }),
 
   providerDeleteFailed: (visitId: string, error: PipelineError) =>

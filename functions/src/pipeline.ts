@@ -10,7 +10,8 @@ import { enqueueSummarization } from "./dispatch/summarization-queue.js";
 import type { EnqueueResult, SummarizeTask } from "./dispatch/summarization-queue.js";
 import { createAssemblyAi } from "./providers/assemblyai.js";
 import { webhookSecret } from "./providers/assemblyai-webhook.js";
-import type { SpeechToText, Summarizer } from "./providers/ports.js";
+import { createFcmSender, fcmMessaging } from "./providers/fcm.js";
+import type { PushSender, SpeechToText, Summarizer } from "./providers/ports.js";
 import { createOpenAi } from "./providers/openai.js";
 import { currentTime } from "./runtime-hooks.js";
 import { breakerSettingsFrom } from "./providers/outage-policy.js";
@@ -29,6 +30,8 @@ export interface Pipeline {
   owner: string;
   speech(): SpeechToText;
   summarizer(): Summarizer;
+  /** Push notifications to the app (FCM). */
+  pushSender(): PushSender;
   /** The provider outage breaker shared by all instances (state in Firestore). */
   breaker(): OutageBreaker;
   /** AssemblyAI's request budget, shared by all callers (blocks claimed in Firestore). */
@@ -52,6 +55,7 @@ export const TIMEOUTS = {
 function createPipeline(config: Config = getConfig()): Pipeline {
   let speech: SpeechToText | undefined;
   let summarizer: Summarizer | undefined;
+  let pushSender: PushSender | undefined;
   const breaker = createFirestoreBreaker(breakerSettingsFrom(config), {
     opened: (provider, failures, untilMs) => logs.breakerOpened(provider, failures, new Date(untilMs)),
     closed: (provider) => logs.breakerClosed(provider),
@@ -91,6 +95,10 @@ function createPipeline(config: Config = getConfig()): Pipeline {
         timeoutMs: config.openAiTimeoutSeconds * 1000,
       });
       return summarizer;
+    },
+    pushSender() {
+      pushSender ??= createFcmSender(fcmMessaging(adminApp(), config.fcmEmulatorHost));
+      return pushSender;
     },
     breaker: () => breaker,
     requestBudget: () => requestBudget,

@@ -599,6 +599,10 @@ describe("DELETE /me", () => {
     const befores = await Promise.all(visitIds.map((visitId) => footprint(uid, visitId)));
     // The user's retry window (the retried visit made one).
     expect((await db().collection("rateLimits").doc(userLimitId(uid)).get()).exists).toBe(true);
+    // Two push registrations of the user's devices, one of another user's.
+    for (const [owner, device] of [[uid, "phone"], [uid, "tablet"], ["patient-staying", "phone"]] as const) {
+      await db().doc(`users/${owner}/devices/${device}`).set({ token: `fcm-${owner}-${device}`, platform: "ios", updatedAt: new Date() });
+    }
 
     const response = await deleteMe(await tokenFor(uid));
     const userWindow = 1;
@@ -607,8 +611,11 @@ describe("DELETE /me", () => {
       visits: visitIds.length,
       removed: { ...expected, rateLimits: expected.rateLimits + userWindow },
       pendingProviderDeletes: 0,
+      devices: 2,
       complete: true,
     });
+    expect((await db().collection(`users/${uid}/devices`).get()).size).toBe(0);
+    expect((await db().collection("users/patient-staying/devices").get()).size).toBe(1);
 
     for (const visitId of visitIds) await expectGone(uid, visitId);
     expect((await db().collection("visits").where("userId", "==", uid).get()).size).toBe(0);
@@ -619,7 +626,7 @@ describe("DELETE /me", () => {
 
     // Again: nothing left to delete.
     const again = await deleteMe(await tokenFor(uid));
-    expectUserDataDeleted(again, { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, complete: true });
+    expectUserDataDeleted(again, { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, complete: true });
     expect(await visitSnapshot("patient-staying", othersVisitId)).toEqual(others);
   });
 
@@ -647,7 +654,7 @@ describe("DELETE /me", () => {
   it("answers 200 with nothing removed for a user who has no visits", async () => {
     const othersVisitId = await settledVisit("patient-staying", "completed");
     const others = await visitSnapshot("patient-staying", othersVisitId);
-    expectUserDataDeleted(await deleteMe(await tokenFor("patient-new")), { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, complete: true });
+    expectUserDataDeleted(await deleteMe(await tokenFor("patient-new")), { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, complete: true });
     expect(await visitSnapshot("patient-staying", othersVisitId)).toEqual(others);
   });
 

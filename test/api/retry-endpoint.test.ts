@@ -558,7 +558,56 @@ describe("GET /health and /health/ready", () => {
     expect(response.json).toEqual({
       status: "ok",
       breakers: { assemblyai: { state: "closed", openUntil: null }, openai: { state: "closed", openUntil: null } },
+      queue: { due: 0, oldestDueAgeSeconds: null, stuck: 0, stuckByStatus: { pending: 0, transcribing: 0, summarizing: 0 }, stuckAfterMinutes: 120 },
+      checker: { lastRun: null, stale: false },
     });
+  });
+
+  it("/health/ready: the due backlog and its oldest wait, the checker's last run, then stuck visits and a stale checker (degraded)", async () => {
+    const { getAuth } = await import("firebase-admin/auth");
+    await authEmulator.createUserToken("operator-2");
+    await getAuth().setCustomUserClaims("operator-2", { operator: true });
+    const operatorToken = await authEmulator.createUserToken("operator-2");
+    const ready = async () => {
+      const response = await request("GET", "/health/ready", { token: operatorToken });
+      expect(response.status).toBe(200);
+      return response.json as {
+        status: string;
+        queue: { due: number; oldestDueAgeSeconds: number | null; stuck: number; stuckByStatus: Record<string, number> };
+        checker: { lastRun: { startedAt: string; finishedAt: string; durationMs: number; due: number; handled: number; outcomes: Record<string, number> } | null; stale: boolean };
+      };
+    };
+    let offsetMs = 0;
+    installRuntimeHooks({ clock: () => new Date(Date.now() + offsetMs) });
+    // Three transcribing visits whose jobs stay queued at AssemblyAI, due for a check at once; a completed one.
+    runtime.assemblyai.setTiming({ queuedMs: 3_600_000, processingMs: 0 });
+    const visitIds = [newVisitId(), newVisitId(), newVisitId()];
+    for (const visitId of visitIds) await runtime.upload({ uid: "ready-user", visitId });
+    offsetMs = 40_000;
+    const backlog = await ready();
+    expect(backlog.status).toBe("ok");
+    expect(backlog.queue).toMatchObject({ due: 3, stuck: 0 });
+    expect(backlog.queue.oldestDueAgeSeconds).toBeGreaterThanOrEqual(40);
+    expect(backlog.queue.oldestDueAgeSeconds).toBeLessThan(100);
+    expect(backlog.checker.lastRun).toBeNull();
+
+    // One checker run checks all three (still queued) and records itself.
+    await runtime.runChecker();
+    const checked = await ready();
+    expect(checked.checker.lastRun).toMatchObject({ due: 3, handled: 3, outcomes: { still_processing: 3 } });
+    expect(Date.parse(checked.checker.lastRun!.finishedAt) - Date.parse(checked.checker.lastRun!.startedAt)).toBe(checked.checker.lastRun!.durationMs);
+    expect(Math.abs(Date.parse(checked.checker.lastRun!.finishedAt) - (Date.now() + offsetMs))).toBeLessThan(30_000);
+    expect(checked.checker.stale).toBe(false);
+    expect(checked.status).toBe("ok");
+
+    // Three hours on, with no checker run since: the visits are stuck in transcribing, the checker stale.
+    offsetMs = 3 * HOUR_MS;
+    const late = await ready();
+    expect(late.queue.stuck).toBe(3);
+    expect(late.queue.stuckByStatus).toEqual({ pending: 0, transcribing: 3, summarizing: 0 });
+    expect(late.queue.due).toBe(3);
+    expect(late.checker.stale).toBe(true);
+    expect(late.status).toBe("degraded");
   });
 });
 

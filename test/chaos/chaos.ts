@@ -19,6 +19,7 @@ import { deleteVisit } from "../../functions/src/stages/delete-visit.js";
 import { retryVisit } from "../../functions/src/stages/retry-visit.js";
 import { db } from "../../functions/src/store/db.js";
 import { visitRef } from "../../functions/src/store/visits.js";
+import { sameCost, sumCost } from "../../functions/src/visit/cost.js";
 import { Timestamp } from "firebase-admin/firestore";
 import type { DocumentSnapshot } from "firebase-admin/firestore";
 import type { Visit, VisitFields } from "../../functions/src/visit/model.js";
@@ -971,6 +972,7 @@ async function measure(
   const openAiCalls = visits.map((visit) => context.openAiCallsByVisit.get(visit.visitId) ?? 0);
   const summariesWritten = states.map((visit) => visit.history.filter((entry) => entry.event === "summary_saved").length);
   const duplicateActionItems = await countDuplicateActionItems(states);
+  const costProblems = await checkCosts(states);
   const backwardsStatusMoves = states.reduce((sum, visit) => sum + backwardsMoves(visit), 0);
   const submitsPerVisit = visits.map((visit) => jobsByVisit.get(visit.visitId)?.length ?? 0);
 
@@ -1045,6 +1047,11 @@ async function measure(
       name: "no visit summarized from another recording's transcript",
       ok: summarySources.fromOtherRecording === 0 && summarySources.mixedRequests === 0,
       detail: `${summarySources.fromOtherRecording} of ${summarySources.checked} completed visits (${summarySources.onLaterRecording} on a later recording); ${summarySources.mixedRequests} OpenAI requests mixing recordings`,
+    },
+    {
+      name: "every visit's cost is the sum of its ledger and counts every paid attempt",
+      ok: costProblems.length === 0,
+      detail: costProblems.length === 0 ? `${states.length} visits checked` : costProblems.slice(0, 5).join("; "),
     },
     {
       name: "nothing of an earlier recording survives a re-upload",
@@ -1407,6 +1414,32 @@ const STATUS_RANK: Record<VisitStatus, number> = {
 };
 
 /** Items per visit beyond what its summary lists, plus items for visits without a summary. */
+/**
+ * The cost on each visit against its claims: equal to the sum of its cost ledger (nothing counted
+ * twice or lost under the storm), at least the sent work claims still there (a re-upload deletes the
+ * replaced recording's claims, not its cost), and no more discarded calls than paid ones.
+ */
+async function checkCosts(states: Visit[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const visit of states) {
+    const claims = (await db().collection(`visits/${visit.id}/claims`).get()).docs;
+    const entries = claims.filter((doc) => doc.get("stage") === "cost");
+    const ledger = sumCost(entries.map((doc) => ({
+      audioSeconds: Number(doc.get("audioSeconds")),
+      promptTokens: Number(doc.get("promptTokens")),
+      completionTokens: Number(doc.get("completionTokens")),
+      paidCalls: Number(doc.get("paidCalls")),
+      discardedPaidCalls: Number(doc.get("discardedPaidCalls")),
+      estimatedMicroUsd: Number(doc.get("estimatedMicroUsd")),
+    })));
+    const sentWork = claims.filter((doc) => ["transcription", "summarization"].includes(String(doc.get("stage"))) && doc.get("sentAt")).length;
+    if (!sameCost(visit.cost, ledger)) problems.push(`${visit.id}: cost ${JSON.stringify(visit.cost)} ≠ ledger ${JSON.stringify(ledger)}`);
+    if ((visit.cost?.paidCalls ?? 0) < sentWork) problems.push(`${visit.id}: ${visit.cost?.paidCalls ?? 0} paid calls < ${sentWork} sent claims`);
+    if ((visit.cost?.discardedPaidCalls ?? 0) > (visit.cost?.paidCalls ?? 0)) problems.push(`${visit.id}: more discarded than paid calls`);
+  }
+  return problems;
+}
+
 async function countDuplicateActionItems(states: Visit[]): Promise<number> {
   const snapshot = await db().collection("actions").get();
   const perVisit = groupBy(snapshot.docs, (doc) => String(doc.get("visitId")));

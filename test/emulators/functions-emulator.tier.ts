@@ -161,6 +161,8 @@ describe("GET /health and /health/ready through the Functions emulator", () => {
     expect(answer.body).toEqual({
       status: "ok",
       breakers: { assemblyai: { state: "closed", openUntil: null }, openai: { state: "closed", openUntil: null } },
+      queue: expect.objectContaining({ stuck: 0, stuckAfterMinutes: 120 }) as unknown,
+      checker: expect.objectContaining({ stale: false }) as unknown,
     });
   });
 
@@ -174,6 +176,8 @@ describe("GET /health and /health/ready through the Functions emulator", () => {
       expect(answer.body).toEqual({
         status: "degraded",
         breakers: { assemblyai: { state: "closed", openUntil: null }, openai: { state: "open", openUntil: openUntil.toISOString() } },
+        queue: expect.objectContaining({ stuckAfterMinutes: 120 }) as unknown,
+        checker: expect.objectContaining({ stale: false }) as unknown,
       });
     } finally {
       // An open breaker would defer the other tests' OpenAI calls.
@@ -454,7 +458,7 @@ describe("DELETE /visits/{visitId}, DELETE /me and GET /me/export through the Fu
       complete: true,
       requestId: answer.headers.get("x-request-id"),
     });
-    expect(Object.keys(answer.body as UserDataDeletedBody)).toEqual(["visits", "removed", "pendingProviderDeletes", "complete", "requestId"]);
+    expect(Object.keys(answer.body as UserDataDeletedBody)).toEqual(["visits", "removed", "pendingProviderDeletes", "devices", "complete", "requestId"]);
     for (const visitId of ownVisits) expect(await storedOf(owner.uid, visitId)).toEqual(NOTHING_STORED);
     expect(await readVisit(othersVisit)).toEqual(othersBefore);
     expect(storage.objects().map((object) => object.name)).toEqual([`users/${other.uid}/visits/${othersVisit}/visit-en.m4a`]);

@@ -153,6 +153,35 @@ describe("firestore.rules", () => {
     }
   });
 
+  it("lets a user register, refresh, read and remove their own push tokens, and nothing else there", async () => {
+    const alice = firestoreOf(testEnv.authenticatedContext(ALICE));
+    const device = alice.doc(`users/${ALICE}/devices/${"a".repeat(64)}`);
+    await assertSucceeds(device.set({ token: "fcm-token-alice", platform: "ios", updatedAt: serverTimestamp() }));
+    await assertSucceeds(device.set({ token: "fcm-token-alice", platform: "ios", updatedAt: serverTimestamp() }));
+    await assertSucceeds(device.get());
+    await assertSucceeds(alice.collection(`users/${ALICE}/devices`).get());
+    // Only the token, its platform and the request time.
+    await assertFails(device.set({ token: "fcm-token-alice", platform: "ios", updatedAt: serverTimestamp(), note: "x" }));
+    await assertFails(device.set({ token: "", updatedAt: serverTimestamp() }));
+    await assertFails(device.set({ token: "t".repeat(4097), updatedAt: serverTimestamp() }));
+    await assertFails(device.set({ token: 42, updatedAt: serverTimestamp() }));
+    await assertFails(device.set({ token: "fcm-token-alice", platform: "symbian", updatedAt: serverTimestamp() }));
+    await assertFails(device.set({ token: "fcm-token-alice", updatedAt: new Date("2020-01-01T00:00:00Z") }));
+    // Nobody else reads, lists, writes or removes them.
+    const bob = firestoreOf(testEnv.authenticatedContext(BOB));
+    await assertFails(bob.doc(`users/${ALICE}/devices/${"a".repeat(64)}`).get());
+    await assertFails(bob.collection(`users/${ALICE}/devices`).get());
+    await assertFails(bob.doc(`users/${ALICE}/devices/${"b".repeat(64)}`).set({ token: "bobs", updatedAt: serverTimestamp() }));
+    await assertFails(bob.doc(`users/${ALICE}/devices/${"a".repeat(64)}`).delete());
+    const nobody = firestoreOf(testEnv.unauthenticatedContext());
+    await assertFails(nobody.doc(`users/${ALICE}/devices/${"a".repeat(64)}`).get());
+    await assertFails(nobody.doc(`users/${ALICE}/devices/${"c".repeat(64)}`).set({ token: "x", updatedAt: serverTimestamp() }));
+    // The user document itself and the checker's record are the functions'.
+    await assertFails(alice.doc(`users/${ALICE}`).set({ name: "Alice" }));
+    await assertFails(alice.doc("operations/checker").get());
+    await assertSucceeds(device.delete());
+  });
+
   it("denies other users and signed-out callers", async () => {
     const bob = firestoreOf(testEnv.authenticatedContext(BOB));
     await assertFails(bob.doc(`visits/${VISIT}`).get());

@@ -63,6 +63,7 @@ export class FakeOpenAI {
   readonly requests: RecordedRequest[] = [];
   readonly faults = new FaultInjector(appliesToOpenAI);
   private completions = 0;
+  private readonly usage: { promptTokens: number; completionTokens: number }[] = [];
   private override: ((body: ChatRequestBody) => unknown) | null = null;
   private readonly contextLimits = new Map<string | null, number>();
   private readonly missingModels = new Set<string>();
@@ -100,6 +101,11 @@ export class FakeOpenAI {
     return this.completions;
   }
 
+  /** The `usage` of every completion answered, in order (what a caller is billed for). */
+  servedUsage(): readonly { promptTokens: number; completionTokens: number }[] {
+    return this.usage;
+  }
+
   /** Replaces the generated content: the assistant message becomes JSON.stringify(fn(body)). */
   respondWith(fn: ((body: ChatRequestBody) => unknown) | null): void {
     this.override = fn;
@@ -123,6 +129,7 @@ export class FakeOpenAI {
 
   reset(): void {
     this.requests.length = 0;
+    this.usage.length = 0;
     this.completions = 0;
     this.override = null;
     this.contextLimits.clear();
@@ -173,7 +180,10 @@ export class FakeOpenAI {
     const refused = this.modelRefusal(checked.request);
     if (refused !== undefined) return refused;
     this.completions += 1;
-    return { status: 200, body: completionResponse(checked.request, this.contentFor(checked.request), fault) };
+    const response = completionResponse(checked.request, this.contentFor(checked.request), fault);
+    const usage = response.usage as { prompt_tokens: number; completion_tokens: number };
+    this.usage.push({ promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens });
+    return { status: 200, body: response };
   }
 
   /** The 400s: unparseable JSON, contract violations, then what this fake cannot serve. */

@@ -12,7 +12,7 @@ import functionsTest from "firebase-functions-test";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { pipeline } from "../../functions/src/pipeline.js";
 import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
-import type { FailpointAction, FailpointName } from "../../functions/src/runtime-hooks.js";
+import type { FailpointName } from "../../functions/src/runtime-hooks.js";
 import { SWEEP_DELAY_SECONDS, deleteUserData, deleteVisit } from "../../functions/src/stages/delete-visit.js";
 import type { DeleteVisitOutcome } from "../../functions/src/stages/delete-visit.js";
 import { exportUserData } from "../../functions/src/stages/export-user-data.js";
@@ -41,6 +41,7 @@ import {
 } from "../support/lifecycle.js";
 import type { VisitFootprint } from "../support/lifecycle.js";
 import { supportDocumentIdCursors } from "../support/embedded-firestore-cursors.js";
+import { createFailpoints } from "../support/failpoints.js";
 import { BUCKET, PROJECT_ID, startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
 import { newVisitId, readActionItems, readTranscriptArtifact, readVisit, visitExists } from "../support/visits.js";
@@ -50,8 +51,7 @@ const MIB = 1024 * 1024;
 
 let runtime: LocalRuntime;
 let clockOffsetMs = 0;
-let failpointRules: ((name: FailpointName) => FailpointAction)[] = [];
-let openStalls: (() => void)[] = [];
+const failpoints = createFailpoints();
 
 /** Env keys any test may set; put back to their defaults after each test. */
 const TUNED_ENV = [
@@ -80,24 +80,13 @@ afterAll(async () => {
 beforeEach(async () => {
   await runtime.reset();
   clockOffsetMs = 0;
-  failpointRules = [];
-  installRuntimeHooks({
-    clock: () => new Date(Date.now() + clockOffsetMs),
-    failpoint: (name) => {
-      for (const rule of failpointRules) {
-        const action = rule(name);
-        if (action !== null) return action;
-      }
-      return null;
-    },
-  });
+  failpoints.releaseAll();
+  installRuntimeHooks({ clock: () => new Date(Date.now() + clockOffsetMs), failpoint: failpoints.hook });
 });
 
 afterEach(async () => {
   // A stall a failed test left behind must not keep an invocation hanging into the next test.
-  openStalls.forEach((release) => release());
-  openStalls = [];
-  failpointRules = [];
+  failpoints.releaseAll();
   runtime.tasks.resume();
   await runtime.setEnv(Object.fromEntries(TUNED_ENV.map((key) => [key, undefined])));
 });
@@ -122,33 +111,7 @@ async function settle(visitIds: string[]): Promise<void> {
   await runtime.runUntilSettled(visitIds, { advance: () => advanceClock(90) });
 }
 
-interface Stall {
-  /** Resolves when an invocation reached the failpoint (right after its provider call returned). */
-  reached: Promise<void>;
-  release(): void;
-}
-
-/** Stalls the next invocation that reaches `point` (after `skip` others passed it) until released. */
-function stallAt(point: FailpointName, skip = 0): Stall {
-  let release = () => {};
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let signal = () => {};
-  const reached = new Promise<void>((resolve) => (signal = resolve));
-  let toSkip = skip;
-  let used = false;
-  failpointRules.push((name) => {
-    if (name !== point || used) return null;
-    if (toSkip > 0) {
-      toSkip -= 1;
-      return null;
-    }
-    used = true;
-    signal();
-    return { stallUntil: gate };
-  });
-  openStalls.push(release);
-  return { reached, release };
-}
+const stallAt = (point: FailpointName, skip = 0) => failpoints.stallAt(point, skip);
 
 function deleteAs(uid: string, visitId: string): Promise<DeleteVisitOutcome> {
   return deleteVisit(pipeline(), { visitId, uid, reason: "user" }, deadline());
@@ -1056,7 +1019,7 @@ describe("provider retention (DELETE_PROVIDER_TRANSCRIPTS)", () => {
     // Right after the completed transcript is fetched, AssemblyAI starts answering 500 — the
     // next three requests, which are the delete and its two in-call retries.
     let armed = false;
-    failpointRules.push((name) => {
+    failpoints.add((name) => {
       if (name === "after_transcript_fetch" && !armed) {
         armed = true;
         runtime.assemblyai.faults.enqueue("any", { kind: "status", status: 500 }, 3);
@@ -1130,7 +1093,10 @@ describe("bookkeeping documents expire (TTL)", () => {
     };
     const reference = now().getTime();
     for (const group of TTL_GROUPS) {
-      const documents = (await Promise.all(paths[group].map((collection) => db().collection(collection).get()))).flatMap((snapshot) => snapshot.docs);
+      const documents = (await Promise.all(paths[group].map((collection) => db().collection(collection).get())))
+        .flatMap((snapshot) => snapshot.docs)
+        // The visit's cost ledger (store/costs.ts) is kept as long as the visit, like its cost.
+        .filter((document) => document.get("stage") !== "cost");
       expect(documents.length, group).toBeGreaterThan(0);
       for (const document of documents) {
         const purgeAt: unknown = document.get("purgeAt");

@@ -38,6 +38,8 @@ export interface UserDataDeletedBody {
   visits: number;
   removed: DeletionCountsBody;
   pendingProviderDeletes: number;
+  /** Push registrations (`users/{uid}/devices`) removed. */
+  devices: number;
   complete: boolean;
   requestId: string;
 }

@@ -12,6 +12,7 @@ import type { FakeAssemblyAIOptions } from "../fakes/assemblyai.js";
 import { FakeOpenAI } from "../fakes/openai.js";
 import type { FakeOpenAIOptions } from "../fakes/openai.js";
 import { FakeCloudStorage } from "../fakes/storage.js";
+import { FakeFcm } from "../fakes/fcm.js";
 import type { FakeCloudStorageOptions } from "../fakes/storage.js";
 import { FakeCloudTasks } from "./cloud-tasks.js";
 import { writeLocalServiceAccount } from "./credentials.js";
@@ -71,6 +72,8 @@ export interface LocalRuntime {
   /** The Cloud Storage the functions' firebase-admin reaches through STORAGE_EMULATOR_HOST. */
   storage: FakeCloudStorage;
   tasks: FakeCloudTasks;
+  /** FCM's HTTP v1 send API, reached by the real Admin SDK through FCM_EMULATOR_HOST. */
+  fcm: FakeFcm;
   /**
    * Stores the object in the fake Cloud Storage, then delivers its object-finalized event (with the
    * generation the fake assigned) to onAudioUploaded (firebase-functions-test wrap).
@@ -103,6 +106,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const openai = await FakeOpenAI.start(options.openai);
   const storage = await FakeCloudStorage.start(options.storage);
   const tasks = await FakeCloudTasks.start();
+  const fcm = await FakeFcm.start();
   const useRealAssemblyAi = options.realProviders?.assemblyai ?? false;
   const useRealOpenAi = options.realProviders?.openai ?? false;
 
@@ -119,6 +123,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     // assumes https without one). URL signing stays real and local (see signReadUrl).
     STORAGE_EMULATOR_HOST: storage.emulatorHost,
     CLOUD_TASKS_EMULATOR_HOST: tasks.host,
+    FCM_EMULATOR_HOST: fcm.host,
     ...FAST_TUNABLES,
     ...options.env,
   });
@@ -162,6 +167,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     openai,
     storage,
     tasks,
+    fcm,
     async upload(input) {
       const fileName = input.fileName ?? "visit-en.m4a";
       const name = input.objectName ?? `users/${input.uid}/visits/${input.visitId}/${fileName}`;
@@ -218,6 +224,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       assemblyai.reset();
       openai.reset();
       storage.reset();
+      fcm.reset();
     },
     async close() {
       fft.cleanup();
@@ -229,6 +236,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       await assemblyai.close();
       await openai.close();
       await storage.close();
+      await fcm.close();
       await firestore.stop();
       restoreEnvironment(environmentBefore);
     },

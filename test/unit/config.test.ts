@@ -20,6 +20,29 @@ describe("loadConfig", () => {
     expect(config.speechModelList).toEqual(["best"]);
   });
 
+  it("reads the unit prices as exact micro-dollars, and refuses amounts that are not plain decimals", () => {
+    expect(loadConfig({}).unitPrices).toEqual({ audioHour: 230_000, millionInputTokens: 400_000, millionOutputTokens: 1_600_000 });
+    const config = loadConfig({ ASSEMBLYAI_USD_PER_AUDIO_HOUR: "0.000001", OPENAI_USD_PER_MILLION_INPUT_TOKENS: "2.5", OPENAI_USD_PER_MILLION_OUTPUT_TOKENS: "10" });
+    expect(config.unitPrices).toEqual({ audioHour: 1, millionInputTokens: 2_500_000, millionOutputTokens: 10_000_000 });
+    for (const bad of ["1e3", "-1", "0.1234567", " 1", "1,5", "$1"]) {
+      try {
+        loadConfig({ OPENAI_USD_PER_MILLION_INPUT_TOKENS: bad });
+        expect.unreachable(`accepted ${JSON.stringify(bad)}`);
+      } catch (error) {
+        expect((error as PipelineError).code).toBe("config_invalid");
+        expect((error as PipelineError).detail).toContain("OPENAI_USD_PER_MILLION_INPUT_TOKENS");
+      }
+    }
+  });
+
+  it("takes FCM_EMULATOR_HOST only as a loopback host:port", () => {
+    expect(loadConfig({ FCM_EMULATOR_HOST: "127.0.0.1:9099" }).fcmEmulatorHost).toBe("127.0.0.1:9099");
+    expect(loadConfig({}).fcmEmulatorHost).toBeUndefined();
+    for (const bad of ["fcm.example.com:443", "10.0.0.5:80", "127.0.0.1"]) {
+      expect(() => loadConfig({ FCM_EMULATOR_HOST: bad })).toThrow(PipelineError);
+    }
+  });
+
   it("names every invalid setting in one config_invalid error", () => {
     try {
       loadConfig({ CHECK_BATCH_SIZE: "abc", CHECK_CONCURRENCY: "0", OPENAI_BASE_URL: "ftp://x", FUNCTIONS_REGION: "moon" });

@@ -15,6 +15,7 @@ import { TIMEOUTS, pipeline } from "../pipeline.js";
 import type { Pipeline } from "../pipeline.js";
 import { deleteUserData, deleteVisit } from "../stages/delete-visit.js";
 import { exportUserData } from "../stages/export-user-data.js";
+import { readinessReport } from "../stages/readiness.js";
 import { retryVisit } from "../stages/retry-visit.js";
 import { receiveTranscriptWebhook } from "../stages/transcript-webhook.js";
 import type { RetryRejection } from "../stages/retry-visit.js";
@@ -305,12 +306,7 @@ function withOperator(handler: Handler): Handler {
 }
 
 async function readiness(p: Pipeline, res: Response): Promise<void> {
-  const [assemblyai, openai] = await Promise.all([p.breaker().state("assemblyai"), p.breaker().state("openai")]);
-  const breakers = Object.fromEntries(
-    [assemblyai, openai].map((b) => [b.provider, { state: b.state, openUntil: b.openUntil?.toISOString() ?? null }]),
-  );
-  const degraded = assemblyai.state !== "closed" || openai.state !== "closed";
-  res.status(200).json({ status: degraded ? "degraded" : "ok", breakers });
+  res.status(200).json(await readinessReport(p));
 }
 
 /** The caller's uid from `Authorization: Bearer <Firebase ID token>`, revocation checked; else null. */

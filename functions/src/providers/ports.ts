@@ -100,3 +100,20 @@ export interface Summarizer {
   /** Estimated prompt tokens of a request apart from its transcript text (instructions, schema). */
   promptOverheadTokens(): number;
 }
+
+/** A push notification: fixed, PHI-free words and ids only (see stages/notify-outcome.ts). */
+export interface PushMessage {
+  title: string;
+  body: string;
+  /** Delivered to the app with the notification (ids for it to open the right screen). */
+  data: Record<string, string>;
+}
+
+export interface PushSender {
+  /**
+   * Sends one notification to one device. `token_unregistered`: the push service says the token is
+   * no longer valid (the app was uninstalled, the token rotated) — the caller removes it. Any
+   * other failure is thrown as a PipelineError.
+   */
+  send(token: string, message: PushMessage): Promise<"sent" | "token_unregistered">;
+}

@@ -15,6 +15,7 @@ import { PipelineError, visitError } from "../visit/errors.js";
 import { sameAudio } from "../visit/model.js";
 import type { AudioRef } from "../visit/model.js";
 import { normalizeMediaType, parseObjectSize, parseVisitUploadPath, validateUpload } from "../visit/upload.js";
+import { announceOutcome } from "./notify-outcome.js";
 import { submitTranscription } from "./submit-transcription.js";
 import { supersedeRecording } from "./supersede-recording.js";
 import { checkUploadLimits } from "./upload-limits.js";
@@ -119,6 +120,7 @@ async function reportUpload(
         await discardObject(visitId, audio, "rejected");
         await markAudioDeleted(visitId, generation, p.now());
       }
+      await announceOutcome(p, recorded.visit);
       return { outcome: "rejected", code: recorded.visit.error?.code ?? "unknown" };
     case "duplicate":
       logs.uploadDuplicate(visitId, generation, recorded.visit.status);

@@ -8,6 +8,7 @@ import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import { claimCheck } from "../store/claims.js";
 import { CheckerRunPace } from "../steps/request-budget.js";
+import { recordCheckerRun } from "../store/readiness.js";
 import { findDueVisits, parkInvalidVisit, updateVisit } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
 import { asPipelineError } from "../visit/errors.js";
@@ -79,7 +80,18 @@ export async function checkDueVisits(p: Pipeline, startedMs: number, deadlineMs:
     meanVisitMs: Math.round(pace.meanVisitMs),
   };
   logs.checkerRunFinished(report);
+  await recordRun(p, report);
   return report;
+}
+
+/** The run, for GET /health/ready; a failure to record it is logged and does not fail the run. */
+async function recordRun(p: Pipeline, report: CheckerReport): Promise<void> {
+  const finishedAt = p.now();
+  try {
+    await recordCheckerRun({ ...report, startedAt: new Date(finishedAt.getTime() - report.durationMs), finishedAt, owner: p.owner });
+  } catch (thrown) {
+    logs.checkerRunNotRecorded(asPipelineError(thrown));
+  }
 }
 
 /**

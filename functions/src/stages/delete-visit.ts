@@ -10,6 +10,7 @@ import { TIMEOUTS } from "../pipeline.js";
 import { deleteActionItems } from "../store/actions.js";
 import { deleteObjectsUnder } from "../store/audio-objects.js";
 import { deleteClaims } from "../store/claims.js";
+import { deleteUserDevices } from "../store/devices.js";
 import { deleteUserRateLimit, deleteVisitRateLimit } from "../store/rate-limits.js";
 import {
   NO_COUNTS,
@@ -183,6 +184,8 @@ export interface UserDeletion {
   visits: number;
   removed: DeletionCounts;
   pendingProviderDeletes: number;
+  /** Push registrations (`users/{uid}/devices`) removed; 0 until the visits are all gone. */
+  devices: number;
   /** False when time ran out first: the checker carries the deletion on. */
   complete: boolean;
 }
@@ -193,7 +196,7 @@ export async function deleteUserData(
   request: { uid: string; reason: DeletionReason },
   deadlineMs: number,
 ): Promise<UserDeletion> {
-  const result: UserDeletion = { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, complete: false };
+  const result: UserDeletion = { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, complete: false };
   // Each page is deleted before the next is read, so the query always starts from the top.
   while (Date.now() < deadlineMs - USER_PAGE_BUDGET_MS) {
     const page = await listUserVisits(request.uid, null, USER_PAGE_SIZE);
@@ -212,6 +215,8 @@ export async function deleteUserData(
   const now = p.now();
   if (result.complete) {
     result.removed = { ...result.removed, rateLimits: result.removed.rateLimits + (await deleteUserRateLimit(request.uid)) };
+    // The push registrations last: a visit deleted above can no longer end and notify.
+    result.devices = await deleteUserDevices(request.uid);
     await finishUserDeletion(request.uid);
   } else {
     await keepUserDeletion({

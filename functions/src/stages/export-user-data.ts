@@ -6,6 +6,7 @@
 import type { Pipeline } from "../pipeline.js";
 import { listActionItems } from "../store/actions.js";
 import { listSummaryParts } from "../store/summary-parts.js";
+import { listDevices } from "../store/devices.js";
 import { loadTranscript } from "../store/transcripts.js";
 import { listUserVisits } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
@@ -38,7 +39,13 @@ export async function exportUserData(
       break;
     }
   }
-  await write(`],"complete":${complete},"resumeAfter":${JSON.stringify(complete ? null : after)},"requestId":${JSON.stringify(request.requestId)}}`);
+  // Push registrations: which devices, not their tokens (a token is a credential for pushing to
+  // the device, not data about the user). Listed in the first page of an export only.
+  const devices = request.after ? null : (await listDevices(request.uid)).map((device) => ({ platform: device.platform, registeredAt: device.updatedAt }));
+  await write(
+    `],"devices":${JSON.stringify(devices === null ? { included: false, reason: "listed in the export's first page" } : { included: true, tokens: false, items: devices })}` +
+      `,"complete":${complete},"resumeAfter":${JSON.stringify(complete ? null : after)},"requestId":${JSON.stringify(request.requestId)}}`,
+  );
   return { visits: count, complete };
 }
 

@@ -15,9 +15,12 @@ import type { VisitGuard } from "../store/visits.js";
 import { addSeconds, nextPollDelaySeconds } from "../visit/backoff.js";
 import { asPipelineError, visitError } from "../visit/errors.js";
 import type { ErrorCode } from "../visit/errors.js";
-import type { Visit, VisitPatch } from "../visit/model.js";
+import type { Visit, VisitCost, VisitPatch } from "../visit/model.js";
+import { recordCost } from "../store/costs.js";
+import { audioDelta, discardedCallDelta } from "../visit/cost.js";
 import type { VisitEvent } from "../visit/status.js";
 import { dispatchSummarization } from "./dispatch-summarization.js";
+import { announceIfEnded } from "./notify-outcome.js";
 import { releaseProviderTranscripts } from "./provider-cleanup.js";
 
 export type PollOutcome = "still_processing" | "transcript_saved" | "failed" | "check_failed" | "deferred_outage" | "superseded";
@@ -79,7 +82,9 @@ async function movePoll(p: Pipeline, visit: Visit, patch: VisitPatch, outcome: P
 }
 
 async function moveOn(p: Pipeline, visitId: string, transcriptId: string | null, event: VisitEvent, fields: VisitPatch) {
-  return applyVisitEvent(visitId, event, { now: p.now(), guard: pollGuard(transcriptId), fields: { ...fields, lease: null } });
+  const written = await applyVisitEvent(visitId, event, { now: p.now(), guard: pollGuard(transcriptId), fields: { ...fields, lease: null } });
+  await announceIfEnded(p, written);
+  return written;
 }
 
 /** Saves a completed transcript, then moves the visit on. Saving again is harmless (same content). */
@@ -94,9 +99,12 @@ export async function checkpointTranscript(
   // Saved only while the visit exists and still has this recording: a check that outlived the
   // visit's deletion, or the recording's replacement by a new upload, keeps nothing.
   const saved = await saveTranscript(visit.id, visit.audio.generation, transcript, p.now());
-  if (saved === "visit_missing" || saved === "superseded") return "superseded";
+  if (saved === "visit_missing") return "superseded";
+  const cost = await recordTranscriptCost(p, visit.id, transcript, saved === "superseded");
+  if (saved === "superseded") return "superseded";
   const info = transcriptInfo(transcript);
   logs.transcriptSaved(visit.id, {
+    cost,
     transcriptId: transcript.transcriptId,
     utteranceCount: info.utteranceCount,
     characterCount: info.characterCount,
@@ -120,6 +128,18 @@ export async function checkpointTranscript(
   await dispatchSummarization(p, written.visit);
   await releaseProviderTranscripts(p, written.visit, deadlineMs);
   return "transcript_saved";
+}
+
+/**
+ * The finished job's audio, on the visit's cost once per job however many checks see it done;
+ * the job of a recording a new upload replaced is also counted as a discarded paid call.
+ */
+async function recordTranscriptCost(p: Pipeline, visitId: string, transcript: CompletedTranscript, discarded: boolean): Promise<VisitCost | null> {
+  const key = { workStage: "transcription", of: transcript.transcriptId } as const;
+  const audio = audioDelta(transcript.audioDurationSeconds ?? 0, p.config.unitPrices);
+  const recorded = await recordCost(visitId, { ...key, fact: "audio" }, audio, { now: p.now() });
+  if (!discarded) return recorded.cost;
+  return (await recordCost(visitId, { ...key, fact: "discarded" }, discardedCallDelta(), { now: p.now() })).cost;
 }
 
 async function failVisit(p: Pipeline, visit: Visit, code: ErrorCode, detail: string): Promise<PollOutcome> {

@@ -82,6 +82,7 @@ function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", Vi
         promptTokens: result.usage?.promptTokens,
         completionTokens: result.usage?.completionTokens,
         durationMs,
+        cost: visit.cost,
       }),
   };
 }
@@ -204,7 +205,12 @@ function partWriter(p: Pipeline, work: StepWork<"openai">, languageCode: string 
   let counted = false;
 
   const ask = async (model: string, transcriptText: string, part: boolean): Promise<SummaryResult> => {
-    const result = await work.pay("summarize", () => p.summarizer().summarize({ transcriptText, languageCode, model, part }));
+    const result = await work.pay(
+      "summarize",
+      () => p.summarizer().summarize({ transcriptText, languageCode, model, part }),
+      undefined,
+      (answer) => answer.usage,
+    );
     if (result.usage) {
       counted = true;
       promptTokens += result.usage.promptTokens;

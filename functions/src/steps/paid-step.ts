@@ -13,9 +13,13 @@ import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import type { ProviderName } from "../providers/outage-policy.js";
 import { failpoint } from "../runtime-hooks.js";
+import { announceIfEnded } from "../stages/notify-outcome.js";
 import type { FailpointName } from "../runtime-hooks.js";
-import { claimWork, countPaidCalls, listWorkClaims, recordWorkOutcome, recordWorkSent } from "../store/claims.js";
+import { claimWork, countPaidCalls, listWorkClaims, recordWorkOutcome, workKeyOf, writeWorkSent } from "../store/claims.js";
 import type { Claim, WorkKey } from "../store/claims.js";
+import { recordCost } from "../store/costs.js";
+import type { CostFact } from "../visit/cost.js";
+import { discardedCallDelta, paidCallDelta, tokenDelta } from "../visit/cost.js";
 import { applyVisitEvent, getVisit, updateVisit } from "../store/visits.js";
 import type { GuardedWrite, SameCommitWrites } from "../store/visits.js";
 import { addSeconds, nextAttemptDelaySeconds } from "../visit/backoff.js";
@@ -40,10 +44,18 @@ export interface StepWork<P extends ProviderName> {
    * The paid request. The claim notes that it is leaving (with what identifies it, for a later
    * search) before it is sent; it then runs through the breaker and the in-call retries.
    */
-  pay<T>(operation: OperationOf<P>, send: () => Promise<T>, identifies?: { audioUrlSha256: string }): Promise<T>;
+  pay<T>(
+    operation: OperationOf<P>,
+    send: () => Promise<T>,
+    identifies?: { audioUrlSha256: string },
+    /** What the answer says it used (tokens), accounted in the visit's cost as soon as it is back. */
+    usage?: (result: T) => TokenUsage | null,
+  ): Promise<T>;
   /** A free request (a status read, a search) through the same breaker and retries. */
   ask<T>(operation: OperationOf<P>, request: () => Promise<T>): Promise<T>;
 }
+
+export type TokenUsage = { promptTokens: number; completionTokens: number };
 
 /** What the visit becomes when the attempt succeeded (the runner adds `lease: null`). */
 export interface Checkpoint {
@@ -86,6 +98,7 @@ export interface PaidStep<P extends ProviderName, Output> {
   abandon?(visitId: string, output: Output, visitDeleted: boolean): Promise<void>;
   /** The event that ends the stage: `failed` or `partial`. */
   endEvent(error: VisitError): VisitEvent;
+  /** After the checkpoint; `visit` is the visit as checkpointed (with its cost). */
   succeeded?(visit: Visit, output: Output, attempt: number, durationMs: number): void;
 }
 
@@ -210,15 +223,26 @@ async function runAttempt<P extends ProviderName, Output>(
 ): Promise<StepOutcome> {
   const { visit, work, lease, gate, ledger } = started;
   let sent = false;
+  // Calls of this attempt so far: an attempt that summarizes in parts pays for several.
+  let callsSent = 0;
   const stepWork: StepWork<P> = {
     visit,
     attempt: work.attempt,
-    async pay(operation, send, identifies) {
+    async pay(operation, send, identifies, usage) {
       // The first call was checked with the attempt; each further one of the same attempt here.
       if (sent && (await countPaidCalls(visit.id)) >= started.paidCallCeiling) throw new PipelineError("paid_call_budget_exhausted");
-      await recordWorkSent(visit.id, work, { now: p.now(), ...identifies });
+      const call = callsSent++;
+      // Counted in the visit's cost in the same commit that notes the claim as sent: nothing is
+      // paid for without being counted, whatever happens next.
+      const now = p.now();
+      await recordCost(visit.id, costKey("sent", work, call), paidCallDelta(), {
+        now,
+        alsoWrite: (tx) => writeWorkSent(tx, visit.id, work, { now, ...identifies }),
+      });
       sent = true;
       const result = await gate.call(operation, send);
+      const used = usage?.(result) ?? null;
+      if (used) await recordCost(visit.id, costKey("usage", work, call), tokenDelta(used, p.config.unitPrices), { now: p.now() });
       await failpoint(step.afterPaidCall);
       return result;
     },
@@ -232,8 +256,8 @@ async function runAttempt<P extends ProviderName, Output>(
       return endStep(p, step, visit, lastErrorCode(visit), lease);
     }
     const output = recovered ?? (await step.perform(stepWork));
-    const outcome = await checkpointStep(p, step, visit, work, output, recovered !== null);
-    if (outcome !== "superseded") step.succeeded?.(visit, output, work.attempt, Date.now() - startedMs);
+    const { outcome, checkpointed } = await checkpointStep(p, step, visit, work, output, recovered !== null);
+    if (checkpointed) step.succeeded?.(checkpointed, output, work.attempt, Date.now() - startedMs);
     return outcome;
   } catch (thrown) {
     const error = asPipelineError(thrown);
@@ -273,7 +297,7 @@ async function checkpointStep<P extends ProviderName, Output>(
   work: WorkKey,
   output: Output,
   recovered: boolean,
-): Promise<StepOutcome> {
+): Promise<{ outcome: StepOutcome; checkpointed: Visit | null }> {
   const now = p.now();
   const resultId = step.resultId?.(output);
   await recordWorkOutcome(visit.id, work, { result: recovered ? "recovered" : "succeeded", now, ...(resultId ? { transcriptId: resultId } : {}) });
@@ -284,17 +308,36 @@ async function checkpointStep<P extends ProviderName, Output>(
     fields: { ...checkpoint.fields, lease: null },
     ...(checkpoint.alsoWrite ? { alsoWrite: checkpoint.alsoWrite } : {}),
   });
-  if (written.applied) return recovered ? "recovered" : "succeeded";
+  if (written.applied) {
+    await announceIfEnded(p, written);
+    return { outcome: recovered ? "recovered" : "succeeded", checkpointed: written.visit };
+  }
   logs.staleWriteRejected(visit.id, step.stage, work.attempt, written.reason);
+  const superseded = { outcome: "superseded", checkpointed: null } as const;
   if (written.reason === "missing" || written.reason === "recording") {
     logs.paidResultAbandoned(visit.id, step.stage);
+    // A replaced recording's paid result is waste on the visit's cost (a deleted visit has none).
+    if (written.reason === "recording" && !recovered) await recordDiscarded(p, visit.id, work);
     await step.abandon?.(visit.id, output, written.reason === "missing");
-    return "superseded";
+    return superseded;
   }
   // Paid for, and of no use now that other work has moved the visit on: counted as waste. While
-  // the visit is still in the step's status, the result stays findable for the next attempt.
+  // the visit is still in the step's status, the result stays findable for the next attempt — of
+  // a step that can recover results; one that cannot will never use it.
   if (written.visit?.status !== step.status) await recordWorkOutcome(visit.id, work, { result: "discarded", now: p.now() });
-  return "superseded";
+  const unusable = written.visit?.status !== step.status || step.recover === undefined;
+  // A recovered result was paid for by an earlier attempt, not by this one.
+  if (unusable && !recovered) await recordDiscarded(p, visit.id, work);
+  return superseded;
+}
+
+/** The key of a cost fact about one unit of work (and about its n-th call, after the first). */
+function costKey(fact: CostFact, work: WorkKey, call = 0) {
+  return { fact, workStage: work.stage, of: call === 0 ? workKeyOf(work) : `${workKeyOf(work)}-c${call}` };
+}
+
+function recordDiscarded(p: Pipeline, visitId: string, work: WorkKey): Promise<unknown> {
+  return recordCost(visitId, costKey("discarded", work), discardedCallDelta(), { now: p.now() });
 }
 
 async function scheduleNextAttempt<P extends ProviderName, Output>(
@@ -342,6 +385,7 @@ export async function endStep<P extends ProviderName, Output>(
     fields: { lease: null },
   });
   if (written.applied) logs.stageEnded(visit.id, step.stage, written.visit.status, code);
+  await announceIfEnded(p, written);
   return reportWrite(visit.id, step.stage, lease?.attempt ?? 0, written, "ended");
 }
 

@@ -5,6 +5,7 @@
 // claim's fields, never parsed back out of its key.
 
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
+import type { Transaction } from "firebase-admin/firestore";
 import { z } from "zod";
 import type { LeaseStage } from "../visit/model.js";
 import { SUBCOLLECTIONS, deleteDocuments, isAlreadyExists, isNotFound } from "./db.js";
@@ -45,8 +46,8 @@ export type Claim = WorkKey & {
   purgeAt: Date | null;
 };
 
-/** A check or retry claim: one caller per due time, or per retry round and time slot. */
-type GateClaim = { stage: "check" | "retry"; owner: string; claimedAt: Date; expiresAt: Date; purgeAt: Date | null };
+/** A check, retry or notification claim: one caller per due time, per retry round and time slot, or per outcome. */
+type GateClaim = { stage: "check" | "retry" | "notify"; owner: string; claimedAt: Date; expiresAt: Date; purgeAt: Date | null };
 
 /** Who claims, until when the claim holds, and when its document may be purged. */
 export interface ClaimHolder {
@@ -80,7 +81,7 @@ const ClaimSchema = z
   .transform(({ paidCalls, ...claim }) => ({ ...claim, paidCalls: paidCalls ?? (claim.sentAt ? 1 : 0) })) satisfies z.ZodType<Claim, unknown>;
 
 const GateClaimSchema = z.object({
-  stage: z.enum(["check", "retry"]),
+  stage: z.enum(["check", "retry", "notify"]),
   owner: z.string(),
   claimedAt: z.date(),
   expiresAt: z.date(),
@@ -140,15 +141,21 @@ async function updateUnlessDeleted(update: () => Promise<unknown>): Promise<void
   }
 }
 
-/** Noted before each paid request is sent, so the attempt counts as paid and its result can be looked for. */
-export function recordWorkSent(visitId: string, work: WorkKey, sent: { now: Date; audioUrlSha256?: string }): Promise<void> {
-  return updateUnlessDeleted(() =>
-    workRef(visitId, work).update({
-      sentAt: sent.now,
-      paidCalls: FieldValue.increment(1),
-      ...(sent.audioUrlSha256 ? { audioUrlSha256: sent.audioUrlSha256 } : {}),
-    }),
-  );
+/**
+ * Noted before each paid request is sent, so the attempt counts as paid and its result can be
+ * looked for; written in the commit that accounts the call in the visit's cost (store/costs.ts).
+ */
+export function writeWorkSent(tx: Transaction, visitId: string, work: WorkKey, sent: { now: Date; audioUrlSha256?: string }): void {
+  tx.update(workRef(visitId, work), {
+    sentAt: sent.now,
+    paidCalls: FieldValue.increment(1),
+    ...(sent.audioUrlSha256 ? { audioUrlSha256: sent.audioUrlSha256 } : {}),
+  });
+}
+
+/** The claim's document name: cost ledger entries of a unit of work are named after it. */
+export function workKeyOf(work: WorkKey): string {
+  return workKey(work);
 }
 
 export function recordWorkOutcome(
@@ -196,6 +203,20 @@ export function claimRetry(
   const claim: GateClaim = { stage: "retry", owner: holder.owner, claimedAt: holder.now, expiresAt: holder.expiresAt, purgeAt: holder.purgeAt };
   return createOnce(() =>
     claims(visitId).doc(`retry-${retry.round}-${retry.slot}`).withConverter(gateClaimConverter).create(claim),
+  );
+}
+
+/** Which outcome of which recording and round a notification announces: one send per key. */
+export type NotificationKey = { generation: string; round: number; status: string };
+
+/**
+ * One outcome notification per recording, retry round and terminal status, however many
+ * invocations see the visit end (the checker, a duplicate task, a retry racing it).
+ */
+export function claimNotification(visitId: string, key: NotificationKey, holder: ClaimHolder): Promise<boolean> {
+  const claim: GateClaim = { stage: "notify", owner: holder.owner, claimedAt: holder.now, expiresAt: holder.expiresAt, purgeAt: holder.purgeAt };
+  return createOnce(() =>
+    claims(visitId).doc(`notify-${key.generation}-r${key.round}-${key.status}`).withConverter(gateClaimConverter).create(claim),
   );
 }
 

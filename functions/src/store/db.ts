@@ -56,9 +56,14 @@ export function isNotFound(error: unknown): boolean {
 export const COLLECTIONS = {
   visits: "visits",
   actions: "actions",
+  /** Operational records (the checker's last run); internal. */
+  operations: "operations",
+  users: "users",
 } as const;
 
 export const SUBCOLLECTIONS = {
   artifacts: "artifacts",
   claims: "claims",
+  /** `users/{uid}/devices/{tokenHash}`: the app's FCM registration tokens. */
+  devices: "devices",
 } as const;
