@@ -162,6 +162,16 @@ describe("a multi-hour visit with a small context budget", () => {
     // The paid-call budget made room for the parts; the checkpoints go once the summary is saved.
     expect(await countPaidCalls(visitId)).toBe(1 + bodies.length);
     expect(await summaryPartDocuments(visitId)).toBe(0);
+    // Every part's call is on the visit's cost, with the tokens OpenAI reported for it.
+    const served = runtime.openai.servedUsage();
+    expect(served).toHaveLength(bodies.length);
+    expect(visit.cost).toMatchObject({
+      paidCalls: 1 + bodies.length,
+      discardedPaidCalls: 0,
+      promptTokens: served.reduce((sum, usage) => sum + usage.promptTokens, 0),
+      completionTokens: served.reduce((sum, usage) => sum + usage.completionTokens, 0),
+    });
+    expect(visit.cost!.promptTokens).toBeGreaterThan(0);
   });
 
   it("a part that fails resumes at that part on the next attempt; finished parts are not paid for again", async () => {
