@@ -94,16 +94,20 @@ describe("ops stuck", () => {
 
 describe("ops stats", () => {
   it("counts by status, rates over finished visits, stage times, retries, cost (null = unknown) and top error codes", async () => {
-    await seedCompleted(runtime);
+    const completed = await seedCompleted(runtime);
     const partial = await seedPartial(runtime);
-    await seedFailedTranscription(runtime);
-    await seedTranscribing(runtime);
+    const failed = await seedFailedTranscription(runtime);
+    const transcribing = await seedTranscribing(runtime);
+    // The pipeline accounts every visit's cost; fixed figures make the sums checkable, and a visit
+    // from before cost accounting (cost null) counts as unknown.
     const now = new Date();
-    await updateVisit(
-      partial,
-      { cost: { audioSeconds: 60, promptTokens: 1000, completionTokens: 200, paidCalls: 3, discardedPaidCalls: 1, estimatedUsd: 0.25 } },
-      { now, guard: {} },
-    );
+    const costs = [
+      [completed, { audioSeconds: 79, promptTokens: 400, completionTokens: 300, paidCalls: 2, discardedPaidCalls: 0, estimatedUsd: 0.05 }],
+      [partial, { audioSeconds: 60, promptTokens: 1000, completionTokens: 200, paidCalls: 3, discardedPaidCalls: 1, estimatedUsd: 0.25 }],
+      [failed, null],
+      [transcribing, { audioSeconds: 0, promptTokens: 0, completionTokens: 0, paidCalls: 1, discardedPaidCalls: 0, estimatedUsd: 0 }],
+    ] as const;
+    for (const [visitId, cost] of costs) await updateVisit(visitId, { cost }, { now, guard: {} });
     const run = await runInProcess(["stats", "--since", "1h", "--json"]);
     expect(run.code).toBe(0);
     const report = parseJson(run);
@@ -112,7 +116,7 @@ describe("ops stats", () => {
       byStatus: { pending: 0, transcribing: 1, summarizing: 0, completed: 1, partial: 1, failed: 1 },
       rates: { terminal: 3, completed: 0.3333, partial: 0.3333, failed: 0.3333 },
       retries: { visitsRetried: 0, retryRounds: 0, extraAttempts: 0 },
-      cost: { visitsWithCost: 1, visitsCostUnknown: 3, totalUsd: 0.25, perVisitUsd: 0.25, paidCalls: 3, discardedPaidCalls: 1 },
+      cost: { visitsWithCost: 3, visitsCostUnknown: 1, totalUsd: 0.3, perVisitUsd: 0.1, paidCalls: 6, discardedPaidCalls: 1 },
     });
     expect(report.topErrorCodes).toEqual(
       expect.arrayContaining([
@@ -158,9 +162,12 @@ describe("ops show", () => {
       hasSummary: true,
       attempts: { transcription: 1, summarization: 1 },
       recording: { contentType: "audio/mp4", generation: visit.audio?.generation },
-      cost: null,
+      // One AssemblyAI job and one OpenAI call, as the pipeline accounted them.
+      cost: { paidCalls: 2, discardedPaidCalls: 0, audioSeconds: visit.cost?.audioSeconds, promptTokens: visit.cost?.promptTokens },
       audit: [],
     });
+    expect(visit.cost?.audioSeconds).toBeGreaterThan(0);
+    expect(visit.cost?.promptTokens).toBeGreaterThan(0);
     expect((view.history as { event: string }[]).map((entry) => entry.event)).toEqual([
       "upload_accepted",
       "transcription_submitted",

@@ -13,6 +13,9 @@ export interface FirestoreOpCounter {
   /** What was counted since the counter was made (or last reset). */
   snapshot(): FirestoreOps;
   reset(): void;
+  /** Stops counting until resume() (the measurer's own reads between phases). */
+  pause(): void;
+  resume(): void;
   /** Puts the server's methods back. */
   stop(): void;
 }
@@ -41,6 +44,7 @@ export function countFirestoreOps(state: CountableState, onOp?: (op: FirestoreOp
   };
   // The server's own lookups while it writes or queries are not reads a client made.
   let inside = 0;
+  let paused = false;
   const within = <T>(run: () => T): T => {
     inside++;
     try {
@@ -50,7 +54,7 @@ export function countFirestoreOps(state: CountableState, onOp?: (op: FirestoreOp
     }
   };
   state.getDocument = (path) => {
-    if (inside === 0) {
+    if (inside === 0 && !paused) {
       ops.reads++;
       onOp?.({ kind: "read", path: shortPath(path), count: 1 });
     }
@@ -58,7 +62,7 @@ export function countFirestoreOps(state: CountableState, onOp?: (op: FirestoreOp
   };
   state.v1Query = (parent, query) => {
     const results = within(() => original.v1Query(parent, query));
-    if (inside === 0) {
+    if (inside === 0 && !paused) {
       ops.queries++;
       ops.reads += Math.max(1, results.length);
       onOp?.({ kind: "query", path: `${shortPath(parent)} ${JSON.stringify(query).slice(0, 160)}`, count: Math.max(1, results.length) });
@@ -66,7 +70,7 @@ export function countFirestoreOps(state: CountableState, onOp?: (op: FirestoreOp
     return results;
   };
   state.writeV1Document = (date, write) => {
-    if (inside === 0) {
+    if (inside === 0 && !paused) {
       ops.writes++;
       onOp?.({ kind: "write", path: shortPath(writtenPath(write)), count: 1 });
     }
@@ -79,6 +83,8 @@ export function countFirestoreOps(state: CountableState, onOp?: (op: FirestoreOp
       ops.writes = 0;
       ops.queries = 0;
     },
+    pause: () => (paused = true),
+    resume: () => (paused = false),
     stop() {
       const shadowed = state as Partial<CountableState>;
       delete shadowed.getDocument;

@@ -169,6 +169,7 @@ export class RequestBudget {
   /** The upload trigger's, the api's and account deletions' pool, for this instance. */
   private readonly shared: TokenPool;
   private pause = { untilMs: 0, readAtMs: -Infinity };
+  private pauseRead: Promise<Date | null> | null = null;
   private readonly sleep: (ms: number) => Promise<void>;
   /** 429s this instance saw (for reports). */
   rateLimits = 0;
@@ -257,7 +258,9 @@ export class RequestBudget {
 
   async pausedUntilMs(): Promise<number> {
     if (Date.now() - this.pause.readAtMs >= PAUSE_CACHE_MS) {
-      const stored = (await readPause(this.settings.provider))?.getTime() ?? 0;
+      // Callers that find the cache stale at once share one read (a checker run starts dozens).
+      this.pauseRead ??= readPause(this.settings.provider).finally(() => (this.pauseRead = null));
+      const stored = (await this.pauseRead)?.getTime() ?? 0;
       this.pause = { untilMs: Math.max(stored, this.pause.untilMs), readAtMs: Date.now() };
     }
     return this.pause.untilMs;
