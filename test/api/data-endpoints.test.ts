@@ -196,6 +196,13 @@ async function providerJobs(): Promise<ProviderJob[]> {
 }
 
 /** The user's retry window document (store/rate-limits.ts names it by a hash of the uid). */
+/** The user's upload-limit slots (daily quota and in-flight), keyed by a hash of the uid. */
+async function limitSlotsOf(uid: string): Promise<number> {
+  const user = createHash("sha256").update(uid).digest("hex").slice(0, 32);
+  const counts = await Promise.all(["uploadSlots", "activeSlots"].map(async (name) => (await db().collection(name).where("user", "==", user).get()).size));
+  return counts[0]! + counts[1]!;
+}
+
 function userLimitId(uid: string): string {
   return `user-${createHash("sha256").update(uid).digest("hex").slice(0, 40)}`;
 }
@@ -604,6 +611,12 @@ describe("DELETE /me", () => {
       await db().doc(`users/${owner}/devices/${device}`).set({ token: `fcm-${owner}-${device}`, platform: "ios", updatedAt: new Date() });
     }
 
+    // The upload limits' slots (daily and in flight) the user's recordings and retries took.
+    const slots = await limitSlotsOf(uid);
+    expect(slots).toBeGreaterThanOrEqual(visitIds.length);
+    const othersSlots = await limitSlotsOf("patient-staying");
+    expect(othersSlots).toBeGreaterThan(0);
+
     const response = await deleteMe(await tokenFor(uid));
     const userWindow = 1;
     const expected = sumCounts(...befores.map(countsOf));
@@ -612,8 +625,11 @@ describe("DELETE /me", () => {
       removed: { ...expected, rateLimits: expected.rateLimits + userWindow },
       pendingProviderDeletes: 0,
       devices: 2,
+      limitSlots: slots,
       complete: true,
     });
+    expect(await limitSlotsOf(uid)).toBe(0);
+    expect(await limitSlotsOf("patient-staying")).toBe(othersSlots);
     expect((await db().collection(`users/${uid}/devices`).get()).size).toBe(0);
     expect((await db().collection("users/patient-staying/devices").get()).size).toBe(1);
 
@@ -626,7 +642,7 @@ describe("DELETE /me", () => {
 
     // Again: nothing left to delete.
     const again = await deleteMe(await tokenFor(uid));
-    expectUserDataDeleted(again, { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, complete: true });
+    expectUserDataDeleted(again, { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, limitSlots: 0, complete: true });
     expect(await visitSnapshot("patient-staying", othersVisitId)).toEqual(others);
   });
 
@@ -654,7 +670,7 @@ describe("DELETE /me", () => {
   it("answers 200 with nothing removed for a user who has no visits", async () => {
     const othersVisitId = await settledVisit("patient-staying", "completed");
     const others = await visitSnapshot("patient-staying", othersVisitId);
-    expectUserDataDeleted(await deleteMe(await tokenFor("patient-new")), { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, complete: true });
+    expectUserDataDeleted(await deleteMe(await tokenFor("patient-new")), { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, limitSlots: 0, complete: true });
     expect(await visitSnapshot("patient-staying", othersVisitId)).toEqual(others);
   });
 

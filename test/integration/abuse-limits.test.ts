@@ -5,10 +5,13 @@
 import { getAuth } from "firebase-admin/auth";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
+import { claimActiveSlot } from "../../functions/src/store/upload-limits.js";
+import { updateVisit } from "../../functions/src/store/visits.js";
 import { startAuthEmulator } from "../support/auth-emulator.js";
 import type { AuthEmulator } from "../support/auth-emulator.js";
 import { FAST_TUNABLES, nextGeneration, startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
+import { objectsUnder, visitFolder } from "../support/lifecycle.js";
 import { newVisitId, readVisit } from "../support/visits.js";
 
 let runtime: LocalRuntime;
@@ -133,6 +136,45 @@ describe("visits in flight per user", () => {
   });
 });
 
+describe("a visit's active slot while its start is on the way", () => {
+  it("is not free because the failed visit was written to (a cost, a notice) after its retry took the slot", async () => {
+    await runtime.setEnv({ MAX_CONCURRENT_VISITS_PER_USER: "1" });
+    runtime.assemblyai.faults.enqueue("submit", { kind: "status", status: 401 });
+    const failed = newVisitId();
+    await runtime.upload({ uid: "starter", visitId: failed });
+    const visit = await readVisit(failed);
+    expect(visit.status).toBe("failed");
+    const now = new Date();
+    // The retry has taken the slot for round 1 and is still on its way (e.g. asking AssemblyAI)...
+    const retrying = await claimActiveSlot({ uid: "starter", visitId: failed, start: { generation: visit.audio!.generation, round: 1 }, now, maxActive: 1 });
+    expect(retrying.allowed).toBe(true);
+    // ...when the failed visit is written to for another reason.
+    await updateVisit(failed, { cost: { audioSeconds: 0, promptTokens: 0, completionTokens: 0, paidCalls: 1, discardedPaidCalls: 0, estimatedUsd: 0 } }, { now: new Date(now.getTime() + 1000), guard: {} });
+    await runtime.upload({ uid: "starter", visitId: newVisitId() });
+    expect(runtime.assemblyai.submitCount()).toBe(0);
+    // Its round begins, runs and ends: the slot is free for another visit again.
+    expect(await retry(failed, "starter")).toMatchObject({ kind: "accepted" });
+    await runtime.runUntilSettled([failed]);
+    const next = newVisitId();
+    await runtime.upload({ uid: "starter", visitId: next });
+    expect((await readVisit(next)).status).toBe("transcribing");
+  });
+
+  it("is held for START_GRACE_MS by a start that never came, then free", async () => {
+    await runtime.setEnv({ MAX_CONCURRENT_VISITS_PER_USER: "1" });
+    const now = new Date();
+    const ghost = await claimActiveSlot({ uid: "ghost-user", visitId: newVisitId(), start: { generation: "1", round: null }, now, maxActive: 1 });
+    expect(ghost.allowed).toBe(true);
+    const refused = newVisitId();
+    await runtime.upload({ uid: "ghost-user", visitId: refused });
+    expect((await readVisit(refused)).error?.code).toBe("too_many_active_visits");
+    clockOffsetMs = 11 * 60_000;
+    const later = newVisitId();
+    await runtime.upload({ uid: "ghost-user", visitId: later });
+    expect((await readVisit(later)).status).toBe("transcribing");
+  });
+});
+
 describe("limits under concurrent retries", () => {
   it("5 concurrent retries of each of two failed visits, with MAX_CONCURRENT_VISITS_PER_USER=1: one visit goes back to work, once", async () => {
     const failed = [newVisitId(), newVisitId()];
@@ -168,6 +210,61 @@ describe("limits under concurrent retries", () => {
     } finally {
       await runtime.setEnv({ MAX_PAID_CALLS_PER_VISIT: undefined, RETRY_COOLDOWN_SECONDS: undefined });
     }
+  });
+});
+
+describe("new recordings racing into one failed visit", () => {
+  /** Delivers an upload the way Cloud Storage does with retry on: a delivery that threw comes again. */
+  async function deliverUntilTaken(input: { uid: string; visitId: string; fileName: string; generation: string }): Promise<number> {
+    for (let delivery = 1; ; delivery++) {
+      try {
+        await runtime.upload(input);
+        return delivery;
+      } catch (error) {
+        if (delivery >= 6) throw error;
+        // Cloud Storage backs off before it delivers a failed event again.
+        await new Promise((resolve) => setTimeout(resolve, 100 * delivery));
+      }
+    }
+  }
+
+  it.each([
+    ["refused by MAX_CONCURRENT_VISITS_PER_USER (each recording kept for the retry button)", true],
+    ["after a transcription error (one new recording goes ahead)", false],
+  ])("6 at once, %s: one object is left in the visit's folder, the visit's own", async (_, limited) => {
+    const uid = limited ? "racing-limited" : "racing-free";
+    const visitId = newVisitId();
+    runtime.tasks.pause();
+    if (limited) {
+      await runtime.setEnv({ MAX_CONCURRENT_VISITS_PER_USER: "1" });
+      // Another visit of the user holds the only slot (transcribing: the checker does not run).
+      await runtime.upload({ uid, visitId: newVisitId() });
+    } else {
+      runtime.assemblyai.faults.enqueue("submit", { kind: "status", status: 401 });
+    }
+    await runtime.upload({ uid, visitId, fileName: "first.m4a" });
+    const first = await readVisit(visitId);
+    expect(first.status).toBe("failed");
+    const submitsBefore = runtime.assemblyai.submitCount();
+
+    const takes = Array.from({ length: 6 }, (_, i) => ({ uid, visitId, fileName: `take-${i}.m4a`, generation: nextGeneration() }));
+    const deliveries = await Promise.all(takes.map((take) => deliverUntilTaken(take)));
+
+    const visit = await readVisit(visitId);
+    const folder = visitFolder(uid, visitId);
+    // Every recording that lost was deleted: the visit's current one is all that is left.
+    expect(objectsUnder(runtime.storage, folder)).toEqual([`${visit.audio?.path}#${visit.audio?.generation}`]);
+    expect(takes.map((take) => take.generation)).toContain(visit.audio?.generation);
+    if (limited) {
+      expect(visit.error?.code).toBe("too_many_active_visits");
+      expect(runtime.assemblyai.submitCount()).toBe(submitsBefore);
+    } else {
+      expect(visit.status).toBe("transcribing");
+      expect(runtime.assemblyai.submitCount() - submitsBefore).toBe(1);
+    }
+    // The races were real: some deliveries had to come again.
+    expect(deliveries.length).toBe(6);
+    runtime.tasks.resume();
   });
 });
 

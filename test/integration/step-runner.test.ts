@@ -75,6 +75,7 @@ async function pendingVisit(): Promise<string> {
     now: new Date(clockMs),
     deadlineAt: new Date(clockMs + 24 * 3600_000),
     audioExpiresAt: null,
+    replacing: null,
   });
   expect(outcome.kind).toBe("started");
   return visitId;

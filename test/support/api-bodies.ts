@@ -40,6 +40,8 @@ export interface UserDataDeletedBody {
   pendingProviderDeletes: number;
   /** Push registrations (`users/{uid}/devices`) removed. */
   devices: number;
+  /** Upload-limit slots (`uploadSlots`, `activeSlots`) removed. */
+  limitSlots: number;
   complete: boolean;
   requestId: string;
 }

@@ -7,6 +7,7 @@ import { logs } from "../logs.js";
 import type { Pipeline } from "../pipeline.js";
 import type { StepOutcome } from "../steps/paid-step.js";
 import { deleteAudioGeneration } from "../store/audio-objects.js";
+import { claimReplacement } from "../store/claims.js";
 import { getTombstone } from "../store/tombstones.js";
 import { getVisit, markAudioDeleted, recordUpload } from "../store/visits.js";
 import type { UploadOutcome } from "../store/visits.js";
@@ -61,41 +62,84 @@ export async function acceptUpload(p: Pipeline, object: UploadedObject, deadline
     generation,
     deletedAt: null,
   };
-  const current = await getVisit(visitId);
-  // This recording will be taken by the visit (a new visit, or a new recording of a failed one).
-  const takesRecording =
-    (!current && !(await getTombstone(visitId))) ||
-    (current?.userId === uid && current.status === "failed" && !sameAudio(current.audio, audio));
-  const superseding = current !== null && takesRecording;
-  if (superseding) await supersedeRecording(p, current, generation, deadlineMs);
-  let rejection = validation.ok ? null : visitError("upload", validation.code);
-  if (!rejection && takesRecording) {
-    const limits = await checkUploadLimits(p, { uid, visitId, recording: `${audio.bucket}/${audio.path}#${generation}` });
-    if (!limits.allowed) rejection = visitError("upload", limits.code);
+  for (let look = 1; ; look++) {
+    const current = await getVisit(visitId);
+    // This recording will be taken by the visit (a new visit, or a new recording of a failed one).
+    const takesRecording =
+      (!current && !(await getTombstone(visitId))) ||
+      (current?.userId === uid && current.status === "failed" && !sameAudio(current.audio, audio));
+    const superseding = current !== null && takesRecording;
+    const replacing = current?.audio?.generation ?? null;
+    if (superseding && !(await mayReplace(p, visitId, replacing, generation))) {
+      // Another new recording is replacing the same one: once it is recorded, this one may replace it.
+      if (look < MAX_LOOKS && (await recordingReplaced(visitId, replacing, deadlineMs))) continue;
+      throw new PipelineError("upload_conflict", { detail: "another recording is replacing the visit's recording" });
+    }
+    if (superseding) await supersedeRecording(p, current, generation, deadlineMs);
+    let rejection = validation.ok ? null : visitError("upload", validation.code);
+    if (!rejection && takesRecording) {
+      const limits = await checkUploadLimits(p, { uid, visitId, recording: `${audio.bucket}/${audio.path}#${generation}`, generation });
+      if (!limits.allowed) rejection = visitError("upload", limits.code);
+    }
+    const now = p.now();
+    const recorded = await recordUpload({
+      visitId,
+      userId: uid,
+      audio,
+      rejection,
+      now,
+      deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
+      audioExpiresAt: p.config.audioRetentionDays > 0 ? addSeconds(now, p.config.audioRetentionDays * 86_400) : null,
+      replacing,
+    });
+    if (recorded.kind === "changed") {
+      // The visit took another recording since it was read (a concurrent upload): look again.
+      if (look < MAX_LOOKS) continue;
+      throw new PipelineError("upload_conflict", { detail: "the visit's recording kept changing" });
+    }
+    if (recorded.kind === "busy" && superseding) {
+      // A retry took the visit between replacing its recording and recording this one: the new
+      // recording is kept and the delivery retried (the retry ends on the deleted recording).
+      logs.uploadVisitBusy(visitId, recorded.status);
+      throw new PipelineError("upload_conflict", { detail: "visit taken by a retry while its recording was replaced" });
+    }
+    return reportUpload(p, recorded, { visitId, generation, audio, contentType: object.contentType }, deadlineMs);
   }
+}
+
+// Concurrent uploads into one visit take its place one after another; a delivery that still finds
+// it changing after this many looks is retried by Cloud Storage.
+const MAX_LOOKS = 8;
+// How long a delivery waits for another recording to finish replacing the visit's (it deletes the
+// earlier recording's data first, usually within a second or two).
+const REPLACEMENT_WAIT_MS = 5_000;
+const REPLACEMENT_POLL_MS = 100;
+
+/** Waits until the visit no longer holds `replaced` (true), or gives up (false). */
+async function recordingReplaced(visitId: string, replaced: string | null, deadlineMs: number): Promise<boolean> {
+  const giveUpMs = Math.min(deadlineMs, Date.now() + REPLACEMENT_WAIT_MS);
+  for (;;) {
+    const visit = await getVisit(visitId);
+    if (!visit || (visit.audio?.generation ?? null) !== replaced) return true;
+    if (Date.now() + REPLACEMENT_POLL_MS >= giveUpMs) return false;
+    await new Promise((resolve) => setTimeout(resolve, REPLACEMENT_POLL_MS));
+  }
+}
+
+/** Whether this recording may replace the visit's `replaced` one (claimed once, by one recording). */
+function mayReplace(p: Pipeline, visitId: string, replaced: string | null, generation: string): Promise<boolean> {
   const now = p.now();
-  const recorded = await recordUpload({
+  return claimReplacement(
     visitId,
-    userId: uid,
-    audio,
-    rejection,
-    now,
-    deadlineAt: addSeconds(now, p.config.visitDeadlineHours * 3600),
-    audioExpiresAt: p.config.audioRetentionDays > 0 ? addSeconds(now, p.config.audioRetentionDays * 86_400) : null,
-  });
-  if (recorded.kind === "busy" && superseding) {
-    // A retry took the visit between replacing its recording and recording this one: the new
-    // recording is kept and the delivery retried (the retry ends on the deleted recording).
-    logs.uploadVisitBusy(visitId, recorded.status);
-    throw new PipelineError("provider_unavailable", { detail: "visit taken by a retry while its recording was replaced" });
-  }
-  return reportUpload(p, recorded, { visitId, generation, audio, contentType: object.contentType }, deadlineMs);
+    { replaces: replaced ?? "none", generation },
+    { owner: `upload-${generation}`, now, purgeAt: addSeconds(now, p.config.bookkeepingRetentionDays * 86_400) },
+  );
 }
 
 /** Logs what recording the upload did, and hands a new (or not yet submitted) recording to transcription. */
 async function reportUpload(
   p: Pipeline,
-  recorded: UploadOutcome,
+  recorded: Exclude<UploadOutcome, { kind: "changed" }>,
   upload: { visitId: string; generation: string; audio: AudioRef; contentType: string | undefined },
   deadlineMs: number,
 ): Promise<UploadResult> {

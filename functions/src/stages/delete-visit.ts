@@ -11,6 +11,7 @@ import { deleteActionItems } from "../store/actions.js";
 import { deleteObjectsUnder } from "../store/audio-objects.js";
 import { deleteClaims } from "../store/claims.js";
 import { deleteUserDevices } from "../store/devices.js";
+import { deleteUserLimitSlots } from "../store/upload-limits.js";
 import { deleteUserRateLimit, deleteVisitRateLimit } from "../store/rate-limits.js";
 import {
   NO_COUNTS,
@@ -186,6 +187,8 @@ export interface UserDeletion {
   pendingProviderDeletes: number;
   /** Push registrations (`users/{uid}/devices`) removed; 0 until the visits are all gone. */
   devices: number;
+  /** The user's upload-limit slots (`uploadSlots`, `activeSlots`) removed; 0 until the visits are all gone. */
+  limitSlots: number;
   /** False when time ran out first: the checker carries the deletion on. */
   complete: boolean;
 }
@@ -196,7 +199,7 @@ export async function deleteUserData(
   request: { uid: string; reason: DeletionReason },
   deadlineMs: number,
 ): Promise<UserDeletion> {
-  const result: UserDeletion = { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, complete: false };
+  const result: UserDeletion = { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, limitSlots: 0, complete: false };
   // Each page is deleted before the next is read, so the query always starts from the top.
   while (Date.now() < deadlineMs - USER_PAGE_BUDGET_MS) {
     const page = await listUserVisits(request.uid, null, USER_PAGE_SIZE);
@@ -217,6 +220,7 @@ export async function deleteUserData(
     result.removed = { ...result.removed, rateLimits: result.removed.rateLimits + (await deleteUserRateLimit(request.uid)) };
     // The push registrations last: a visit deleted above can no longer end and notify.
     result.devices = await deleteUserDevices(request.uid);
+    result.limitSlots = await deleteUserLimitSlots(request.uid);
     await finishUserDeletion(request.uid);
   } else {
     await keepUserDeletion({

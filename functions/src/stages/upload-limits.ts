@@ -14,14 +14,21 @@ export type LimitDecision = { allowed: true } | { allowed: false; code: ErrorCod
 
 export async function checkUploadLimits(
   p: Pipeline,
-  upload: { uid: string; visitId: string; recording: string },
+  upload: { uid: string; visitId: string; recording: string; generation: string },
 ): Promise<LimitDecision> {
   if (!p.config.allowAnonymousUploads && !(await isSignedInAccount(upload.uid))) {
     return { allowed: false, code: "anonymous_upload_refused" };
   }
   const now = p.now();
-  // Active first: a refusal there uses no daily quota.
-  const active = await claimActiveSlot({ uid: upload.uid, visitId: upload.visitId, now, maxActive: p.config.maxConcurrentVisitsPerUser });
+  // Active first: a refusal there uses no daily quota. A refusal by the daily quota afterwards
+  // still records the recording (failed): the start the slot was taken for happened, it is free.
+  const active = await claimActiveSlot({
+    uid: upload.uid,
+    visitId: upload.visitId,
+    start: { generation: upload.generation, round: null },
+    now,
+    maxActive: p.config.maxConcurrentVisitsPerUser,
+  });
   if (!active.allowed) return { allowed: false, code: "too_many_active_visits", retryAfterSeconds: active.retryAfterSeconds };
   const daily = await claimUploadSlot({ uid: upload.uid, recording: upload.recording, now, quotaPerDay: p.config.uploadQuotaPerDay });
   if (!daily.allowed) return { allowed: false, code: "upload_quota_exceeded", retryAfterSeconds: daily.retryAfterSeconds };
@@ -29,12 +36,18 @@ export async function checkUploadLimits(
 }
 
 /**
- * A retry moves a visit back into processing: it takes one of the user's active slots, and a
- * recording that a limit refused at upload now counts against the day's quota.
+ * A retry moves a visit back into processing: it takes one of the user's active slots for its
+ * round, and a recording that a limit refused at upload now counts against the day's quota.
  */
 export async function checkRetryLimits(p: Pipeline, visit: Visit): Promise<LimitDecision> {
   const now = p.now();
-  const active = await claimActiveSlot({ uid: visit.userId, visitId: visit.id, now, maxActive: p.config.maxConcurrentVisitsPerUser });
+  const active = await claimActiveSlot({
+    uid: visit.userId,
+    visitId: visit.id,
+    start: { generation: visit.audio?.generation ?? "none", round: visit.retryCount + 1 },
+    now,
+    maxActive: p.config.maxConcurrentVisitsPerUser,
+  });
   if (!active.allowed) return { allowed: false, code: "too_many_active_visits", retryAfterSeconds: active.retryAfterSeconds };
   const refusedAtUpload = visit.error?.code === "upload_quota_exceeded" || visit.error?.code === "too_many_active_visits";
   if (refusedAtUpload && visit.audio) {

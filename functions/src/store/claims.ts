@@ -220,6 +220,38 @@ export function claimNotification(visitId: string, key: NotificationKey, holder:
   );
 }
 
+/**
+ * Which new recording replaces a visit's recording: `recording-{replaced generation}`, holding the
+ * new recording's generation. Of several uploads racing to replace one failed recording, exactly
+ * one gets to delete it and take its place; the others look again once the winner is recorded.
+ * It carries the new recording's generation, so it goes with that recording's claims when that
+ * one is replaced in turn.
+ */
+type ReplacementClaim = { stage: "recording"; generation: string; replaces: string; owner: string; claimedAt: Date; purgeAt: Date | null };
+
+const ReplacementClaimSchema = z.object({
+  stage: z.literal("recording"),
+  generation: z.string(),
+  replaces: z.string(),
+  owner: z.string(),
+  claimedAt: z.date(),
+  purgeAt: nullable(z.date()),
+}) satisfies z.ZodType<ReplacementClaim, unknown>;
+
+const replacementClaimConverter = typedConverter<ReplacementClaim>("claims", ReplacementClaimSchema);
+
+/** True when this recording (`generation`) may replace `replaced`: it claimed that, now or in an earlier delivery. */
+export async function claimReplacement(
+  visitId: string,
+  replacement: { replaces: string; generation: string },
+  holder: Pick<ClaimHolder, "owner" | "now" | "purgeAt">,
+): Promise<boolean> {
+  const ref = claims(visitId).doc(`recording-${replacement.replaces}`).withConverter(replacementClaimConverter);
+  const claim: ReplacementClaim = { stage: "recording", ...replacement, owner: holder.owner, claimedAt: holder.now, purgeAt: holder.purgeAt };
+  if (await createOnce(() => ref.create(claim))) return true;
+  return (await ref.get()).data()?.generation === replacement.generation;
+}
+
 /** A paid request whose answer was lost: only the hash of the audio URL it sent can find its job. */
 export type UnrecordedSubmission = { audioUrlSha256: string; claimedAt: Date };
 

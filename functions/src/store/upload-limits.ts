@@ -1,7 +1,8 @@
 // Per-user upload limits, kept in slots claimed with create() — the one write every Firestore
 // (and the embedded emulator, which does not isolate transactions) makes atomically:
 //   uploadSlots/{user}-{day}-{n}   n = 1…quota: one per recording accepted that (UTC) day
-//   activeSlots/{user}-{n}-{k}     n = 1…max: one per visit being processed (k: its tenancies)
+//   activeSlots/{user}-{n}-{k}     n = 1…max: one per visit being processed (k: its tenancies),
+//                                  each naming the start it was taken for (recording, round)
 // A caller reads the user's slots, and if none is its own yet, creates the first free one; a
 // create that loses a race re-reads and tries again. Only a caller that saw no slot of its own
 // ever creates one, and two callers can only both succeed on the same free slot if one of them
@@ -11,22 +12,35 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { PROCESSING_STATUSES } from "../visit/status.js";
-import { db, isAlreadyExists } from "./db.js";
+import { db, deleteDocuments, isAlreadyExists } from "./db.js";
 import { typedConverter } from "./typed-documents.js";
 import { getTombstone } from "./tombstones.js";
 import { getVisit } from "./visits.js";
 
 const UPLOAD_SLOTS = "uploadSlots";
 const ACTIVE_SLOTS = "activeSlots";
-// A slot's visit may not exist yet (the slot is claimed before the visit is written); it is
-// not taken for stale before this.
-const ACTIVE_SLOT_GRACE_MS = 10 * 60_000;
+// A tenancy is taken before its start is written (the visit recorded, the retry's round begun);
+// until then it is in use, for at most this long (a start that died on the way frees it then).
+const START_GRACE_MS = 10 * 60_000;
 const MAX_RACES = 20;
 
 type Slot = { user: string; holder: string; claimedAt: Date; purgeAt: Date };
 const SlotSchema = z.object({ user: z.string(), holder: z.string(), claimedAt: z.date(), purgeAt: z.date() }) satisfies z.ZodType<Slot, unknown>;
 const uploadSlotConverter = typedConverter<Slot>(UPLOAD_SLOTS, SlotSchema);
-const activeSlotConverter = typedConverter<Slot>(ACTIVE_SLOTS, SlotSchema);
+
+/**
+ * What a tenancy was taken for: the holder visit starting on `generation` (a new recording), or
+ * starting retry round `round` of it (a retry). Null in tenancies written before this was recorded.
+ */
+export type VisitStart = { generation: string; round: number | null };
+type Tenancy = Slot & { start: VisitStart | null };
+const TenancySchema = SlotSchema.extend({
+  start: z
+    .object({ generation: z.string(), round: z.number().int().nullable() })
+    .nullish()
+    .transform((value) => value ?? null),
+}) satisfies z.ZodType<Tenancy, unknown>;
+const activeSlotConverter = typedConverter<Tenancy>(ACTIVE_SLOTS, TenancySchema);
 
 // uids may hold characters a document id cannot; the hash also keeps uids out of ids.
 function userKey(uid: string): string {
@@ -39,6 +53,7 @@ function dayOf(now: Date): string {
 }
 
 export type SlotDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
+
 
 interface SlotKind {
   converter: typeof uploadSlotConverter;
@@ -95,14 +110,24 @@ export function claimUploadSlot(input: { uid: string; recording: string; now: Da
 }
 
 /**
- * Takes one of the user's active-visit slots for this visit. Slot n is a sequence of tenancies
- * (`{user}-{n}-{k}`); its tenant is the holder of the highest k. A tenancy is taken — by a new
- * visit, or again by its own visit starting more work — only by creating the next one with
- * create(), so of any number of racing callers exactly one gets it, and nothing is ever freed by
- * a delete that could race. A slot may be taken over once its tenant's visit is finished (not
- * processing, and changed since the tenancy began) or gone.
+ * Takes one of the user's active-visit slots for this visit, for one start of it (a new
+ * recording, or a retry round). Slot n is a sequence of tenancies (`{user}-{n}-{k}`); its tenant
+ * is the holder of the highest k. Every grant creates the next tenancy with create() — by a new
+ * visit taking a slot over, or by the tenant itself starting again — so of any number of racing
+ * callers exactly one gets it, and nothing is ever freed by a delete that could race. A slot may
+ * be taken over only once its tenant's visit is known to be done with it: its start happened and
+ * the visit is no longer processing (or the start can no longer happen), or the visit is gone. A
+ * start refused after its slot was taken holds the slot until START_GRACE_MS has passed: freeing
+ * it sooner could free it under another start of the same visit that is still on its way. Never on the visit's timestamps alone: a failed visit that is written to
+ * (a cost, a notification) while its retry is starting is not free.
  */
-export async function claimActiveSlot(input: { uid: string; visitId: string; now: Date; maxActive: number }): Promise<SlotDecision> {
+export async function claimActiveSlot(input: {
+  uid: string;
+  visitId: string;
+  start: VisitStart;
+  now: Date;
+  maxActive: number;
+}): Promise<SlotDecision> {
   const user = userKey(input.uid);
   const slots = db().collection(ACTIVE_SLOTS).withConverter(activeSlotConverter);
   const purgeAt = new Date(input.now.getTime() + 2 * 86_400_000);
@@ -113,7 +138,7 @@ export async function claimActiveSlot(input: { uid: string; visitId: string; now
     if (candidate === undefined) return { allowed: false, retryAfterSeconds: ACTIVE_RETRY_AFTER_SECONDS };
     const [n, tenancy] = candidate;
     try {
-      await slots.doc(`${user}-${n}-${(tenancy?.k ?? -1) + 1}`).create({ user, holder: input.visitId, claimedAt: input.now, purgeAt });
+      await slots.doc(`${user}-${n}-${(tenancy?.k ?? -1) + 1}`).create({ user, holder: input.visitId, claimedAt: input.now, purgeAt, start: input.start });
       return { allowed: true };
     } catch (error) {
       if (!isAlreadyExists(error)) throw error;
@@ -125,11 +150,11 @@ export async function claimActiveSlot(input: { uid: string; visitId: string; now
 // A visit usually finishes within minutes; the app may try again then.
 const ACTIVE_RETRY_AFTER_SECONDS = 300;
 
-type Tenancy = { k: number; slot: Slot };
+type CurrentTenancy = { k: number; slot: Tenancy };
 
 /** The current tenancy of each slot number within the limit. */
-function currentTenancies(docs: { id: string; data(): Slot }[], prefix: string, limit: number): Map<number, Tenancy> {
-  const tenants = new Map<number, Tenancy>();
+function currentTenancies(docs: { id: string; data(): Tenancy }[], prefix: string, limit: number): Map<number, CurrentTenancy> {
+  const tenants = new Map<number, CurrentTenancy>();
   for (const doc of docs) {
     const match = /^(\d+)-(\d+)$/.exec(doc.id.slice(prefix.length));
     if (!doc.id.startsWith(prefix) || !match) continue;
@@ -141,8 +166,12 @@ function currentTenancies(docs: { id: string; data(): Slot }[], prefix: string, 
   return tenants;
 }
 
-/** A never-used slot number, else a slot whose tenant is finished; undefined when all are in use. */
-async function firstTakeable(tenants: Map<number, Tenancy>, limit: number, now: Date): Promise<[number, Tenancy | undefined] | undefined> {
+/** A never-used slot number, else a slot whose tenant is done with it; undefined when all are in use. */
+async function firstTakeable(
+  tenants: Map<number, CurrentTenancy>,
+  limit: number,
+  now: Date,
+): Promise<[number, CurrentTenancy | undefined] | undefined> {
   for (let n = 1; n <= limit; n++) if (!tenants.has(n)) return [n, undefined];
   for (const [n, tenancy] of tenants) {
     if (!(await tenantInUse(tenancy.slot, now))) return [n, tenancy];
@@ -150,12 +179,36 @@ async function firstTakeable(tenants: Map<number, Tenancy>, limit: number, now: 
   return undefined;
 }
 
-async function tenantInUse(slot: Slot, now: Date): Promise<boolean> {
+async function tenantInUse(slot: Tenancy, now: Date): Promise<boolean> {
   const visit = await getVisit(slot.holder);
-  // In use while its visit is processing, and while the work that took the slot is still
-  // starting: the visit has not changed since (an upload or a retry about to move it on).
-  if (visit) return PROCESSING_STATUSES.has(visit.status) || visit.updatedAt.getTime() <= slot.claimedAt.getTime();
+  if (visit) {
+    if (PROCESSING_STATUSES.has(visit.status)) return true;
+    // Not processing: done with the slot once the start it was taken for has happened (or can no
+    // longer happen); until then the upload or retry that took it is about to move the visit on.
+    return !startHappened(slot, visit) && now.getTime() - slot.claimedAt.getTime() < START_GRACE_MS;
+  }
   if ((await getTombstone(slot.holder)) !== null) return false;
   // Not written yet (the slot is taken before the visit is recorded): in use for a while.
-  return now.getTime() - slot.claimedAt.getTime() < ACTIVE_SLOT_GRACE_MS;
+  return now.getTime() - slot.claimedAt.getTime() < START_GRACE_MS;
+}
+
+/** Whether the visit shows the start a tenancy was taken for (or one that overtook it). */
+export function startHappened(
+  slot: { claimedAt: Date; start: VisitStart | null },
+  visit: { audio: { generation: string } | null; retryCount: number; updatedAt: Date },
+): boolean {
+  // A tenancy from before starts were recorded: the visit changed since.
+  if (!slot.start) return visit.updatedAt.getTime() > slot.claimedAt.getTime();
+  const { generation, round } = slot.start;
+  // A retry of a recording the visit no longer holds can no longer start; a new recording the
+  // visit does not hold yet has not been recorded.
+  if (visit.audio?.generation !== generation) return round !== null;
+  return round === null || visit.retryCount >= round;
+}
+
+/** Deletes the user's quota and in-flight slots: an account deletion, once its visits are gone. */
+export async function deleteUserLimitSlots(uid: string): Promise<number> {
+  const user = userKey(uid);
+  const snapshots = await Promise.all([UPLOAD_SLOTS, ACTIVE_SLOTS].map((collection) => db().collection(collection).where("user", "==", user).get()));
+  return deleteDocuments(snapshots.flatMap((snapshot) => snapshot.docs.map((doc) => doc.ref)));
 }

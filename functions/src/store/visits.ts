@@ -263,7 +263,9 @@ export type UploadOutcome =
   | { kind: "owner_mismatch" }
   | { kind: "busy"; status: VisitStatus }
   /** The visit was deleted: its id is never used again. */
-  | { kind: "deleted" };
+  | { kind: "deleted" }
+  /** The visit took another recording since the caller read it: the caller must look again. */
+  | { kind: "changed" };
 
 /** What a new recording resets on its visit (the rest of a failed visit is kept). */
 function freshRecording(input: { userId: string; audio: AudioRef; deadlineAt: Date | null; audioExpiresAt: Date | null }) {
@@ -305,6 +307,12 @@ export async function recordUpload(input: {
   deadlineAt: Date;
   /** When the retention job may delete the recording; null keeps it. */
   audioExpiresAt: Date | null;
+  /**
+   * The generation of the recording the caller replaced (and deleted), or null for a visit's first
+   * recording: a visit that holds any other recording by now is not overwritten ("changed"), so
+   * no recording is ever replaced without being deleted.
+   */
+  replacing: string | null;
 }): Promise<UploadOutcome> {
   const ref = visitRef(input.visitId);
   const attempt = () =>
@@ -314,6 +322,7 @@ export async function recordUpload(input: {
       const visit = await readVisit(input.visitId, tx);
       if (visit && visit.userId !== input.userId) return { kind: "owner_mismatch" };
       if (visit && sameAudio(visit.audio, input.audio)) return { kind: "duplicate", visit };
+      if (visit && (visit.audio?.generation ?? null) !== input.replacing) return { kind: "changed" };
       const event: VisitEvent = input.rejection
         ? { type: "upload_rejected", error: input.rejection }
         : { type: "upload_accepted" };

@@ -147,6 +147,13 @@ export const ERROR_CODES = {
     retryable: true,
     message: "Processing was stopped by the service's operators; the retry button starts it again.",
   },
+  // Never stored on a visit: an upload delivery that met another recording being put in place of
+  // the same one throws it, and Cloud Storage delivers the event again.
+  upload_conflict: {
+    transient: true,
+    retryable: false,
+    message: "Another recording for this visit is being put in place; the upload is processed again shortly.",
+  },
   internal_error: { transient: true, retryable: true, message: "An unexpected error occurred." },
 } as const satisfies Record<string, CodeSpec>;
 
