@@ -458,7 +458,7 @@ describe("DELETE /visits/{visitId}, DELETE /me and GET /me/export through the Fu
       complete: true,
       requestId: answer.headers.get("x-request-id"),
     });
-    expect(Object.keys(answer.body as UserDataDeletedBody)).toEqual(["visits", "removed", "pendingProviderDeletes", "devices", "complete", "requestId"]);
+    expect(Object.keys(answer.body as UserDataDeletedBody)).toEqual(["visits", "removed", "pendingProviderDeletes", "devices", "limitSlots", "complete", "requestId"]);
     for (const visitId of ownVisits) expect(await storedOf(owner.uid, visitId)).toEqual(NOTHING_STORED);
     expect(await readVisit(othersVisit)).toEqual(othersBefore);
     expect(storage.objects().map((object) => object.name)).toEqual([`users/${other.uid}/visits/${othersVisit}/visit-en.m4a`]);
