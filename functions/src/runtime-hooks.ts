@@ -27,6 +27,8 @@ export interface RuntimeHooks {
   failpoint?: (name: FailpointName) => FailpointAction;
   /** Sees every named log event (as well as the log itself). */
   onLog?: (entry: LoggedEvent) => void;
+  /** Runs inside a guarded visit write, between its read and its commit (to race a deletion there). */
+  beforeVisitCommit?: (visitId: string) => Promise<void>;
 }
 
 let installed: RuntimeHooks = {};
@@ -48,4 +50,8 @@ export async function failpoint(name: FailpointName): Promise<void> {
   const action = installed.failpoint?.(name) ?? null;
   if (action === "crash") await new Promise<never>(() => {});
   else if (action) await action.stallUntil;
+}
+
+export async function beforeVisitCommit(visitId: string): Promise<void> {
+  await installed.beforeVisitCommit?.(visitId);
 }

@@ -11,6 +11,8 @@ import { retryPolicy, withRetries } from "../../functions/src/providers/retry.js
 import { UNPAID_TRIES_ALLOWED, runPaidStep } from "../../functions/src/steps/paid-step.js";
 import type { PaidStep } from "../../functions/src/steps/paid-step.js";
 import { listWorkClaims } from "../../functions/src/store/claims.js";
+import { reconcileCost } from "../../functions/src/store/costs.js";
+import { db } from "../../functions/src/store/db.js";
 import type { Claim } from "../../functions/src/store/claims.js";
 import { getVisit, recordUpload, updateVisit } from "../../functions/src/store/visits.js";
 import { PipelineError } from "../../functions/src/visit/errors.js";
@@ -438,3 +440,31 @@ async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe("a visit deleted while it is written to", () => {
+  it("a guarded write whose visit is deleted between its read and its commit writes nothing and throws nothing", async () => {
+    const visitId = await pendingVisit();
+    installRuntimeHooks({ beforeVisitCommit: async (id) => void (await db().collection("visits").doc(id).delete()) });
+    try {
+      const written = await updateVisit(visitId, { checks: 1 }, { now: new Date(clockMs), guard: { statuses: ["pending"] } });
+      expect(written).toEqual({ applied: false, reason: "missing", visit: null });
+    } finally {
+      installRuntimeHooks({ beforeVisitCommit: undefined });
+    }
+    expect(await getVisit(visitId)).toBeNull();
+  });
+
+  it("nor do concurrent writers and the cost's reconciliation racing the deletion (10 rounds, 6 writers each)", async () => {
+    for (let round = 0; round < 10; round++) {
+      const visitId = await pendingVisit();
+      const now = new Date(clockMs);
+      const settled = await Promise.allSettled([
+        ...Array.from({ length: 5 }, (_, n) => updateVisit(visitId, { checks: n + 1 }, { now, guard: { statuses: ["pending"] } })),
+        reconcileCost(visitId),
+        db().collection("visits").doc(visitId).delete(),
+      ]);
+      expect(settled.filter((result) => result.status === "rejected")).toEqual([]);
+      expect(await getVisit(visitId)).toBeNull();
+    }
+  });
+});

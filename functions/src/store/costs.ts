@@ -106,13 +106,19 @@ const RECONCILE_ROUNDS = 5;
 export async function reconcileCost(visitId: string): Promise<VisitCost | null> {
   for (let round = 0; round < RECONCILE_ROUNDS; round++) {
     const expected = sumCost(await readLedger(visitId));
-    const agreed = await db().runTransaction(async (tx) => {
-      const current = (await tx.get(visitRef(visitId))).data();
-      if (!current) return { cost: null };
-      if (sameCost(current.cost, expected)) return { cost: expected };
-      tx.update(visitRef(visitId), { cost: expected });
-      return null;
-    });
+    const agreed = await db()
+      .runTransaction(async (tx) => {
+        const current = (await tx.get(visitRef(visitId))).data();
+        if (!current) return { cost: null };
+        if (sameCost(current.cost, expected)) return { cost: expected };
+        tx.update(visitRef(visitId), { cost: expected });
+        return null;
+      })
+      // Deleted between the read and the commit: there is no cost to keep.
+      .catch((error: unknown) => {
+        if (isNotFound(error)) return { cost: null };
+        throw error;
+      });
     if (agreed) return agreed.cost;
   }
   return (await getVisit(visitId))?.cost ?? null;

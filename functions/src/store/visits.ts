@@ -7,6 +7,7 @@
 import { Timestamp } from "firebase-admin/firestore";
 import type { DocumentReference, QueryDocumentSnapshot, Transaction, UpdateData } from "firebase-admin/firestore";
 import { z } from "zod";
+import { beforeVisitCommit } from "../runtime-hooks.js";
 import { PIPELINE_STAGES, isErrorCode } from "../visit/errors.js";
 import type { ErrorCode, VisitError } from "../visit/errors.js";
 import { AUDIT_ACTIONS, applyPatch, sameAudio } from "../visit/model.js";
@@ -14,7 +15,7 @@ import type { AudioRef, LeaseStage, Visit, VisitFields, VisitPatch } from "../vi
 import { RESUME_STAGES, STATUS_TIME_FIELD, VISIT_STATUSES, appendHistory, canApply, isVisitEventType, planTransition } from "../visit/status.js";
 import type { VisitEvent, VisitStatus } from "../visit/status.js";
 import { VisitSummarySchema } from "../visit/summary.js";
-import { COLLECTIONS, db, isAlreadyExists } from "./db.js";
+import { COLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
 import { tombstoneRef } from "./tombstones.js";
 import { DocumentInvalidError, typedConverter } from "./typed-documents.js";
 import type { Stored } from "./typed-documents.js";
@@ -200,15 +201,23 @@ async function guardedWrite(
   patchFor: (visit: Visit) => VisitPatch,
   alsoWrite?: SameCommitWrites,
 ): Promise<GuardedWrite> {
-  return db().runTransaction(async (tx) => {
-    const visit = await readVisit(visitId, tx);
-    const failure = checkGuard(visit, guard);
-    if (failure || !visit) return { applied: false, reason: failure ?? "missing", visit };
-    const patch = clampToDeadline(patchFor(visit), visit);
-    alsoWrite?.(tx, visit);
-    tx.update(visitRef(visitId), patchIsUpdate(patch));
-    return { applied: true, visit: applyPatch(visit, patch) };
-  });
+  try {
+    return await db().runTransaction(async (tx) => {
+      const visit = await readVisit(visitId, tx);
+      const failure = checkGuard(visit, guard);
+      if (failure || !visit) return { applied: false, reason: failure ?? "missing", visit };
+      await beforeVisitCommit(visitId);
+      const patch = clampToDeadline(patchFor(visit), visit);
+      alsoWrite?.(tx, visit);
+      tx.update(visitRef(visitId), patchIsUpdate(patch));
+      return { applied: true, visit: applyPatch(visit, patch) };
+    });
+  } catch (error) {
+    // Deleted between the read and the commit (a deletion racing the work; Firestore retries the
+    // transaction and reads it missing, the embedded emulator refuses the update): nothing written.
+    if (isNotFound(error)) return { applied: false, reason: "missing", visit: null };
+    throw error;
+  }
 }
 
 /**
@@ -462,7 +471,12 @@ export async function countVisits(filter: { status: VisitStatus } | { createdFro
 /** Takes an unreadable visit out of the checker's queue (it is kept for inspection). */
 export async function parkInvalidVisit(visitId: string, now: Date): Promise<void> {
   // Untyped on purpose: the document does not match the model, so only these two fields are touched.
-  await db().collection(COLLECTIONS.visits).doc(visitId).update({ nextCheckAt: null, parkedAt: now });
+  try {
+    await db().collection(COLLECTIONS.visits).doc(visitId).update({ nextCheckAt: null, parkedAt: now });
+  } catch (error) {
+    // Deleted since it was read: nothing left to park.
+    if (!isNotFound(error)) throw error;
+  }
 }
 
 
