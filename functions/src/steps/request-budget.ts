@@ -394,7 +394,12 @@ export class CheckerRunPace {
 
   /** Visits in flight the budget and latency call for now. */
   limit(nowMs: number): number {
-    const requestRate = targetRequestRate({ tokensLeft: this.pool.tokensLeft(nowMs), nowMs, factor: this.factor });
+    const requestRate = targetRequestRate({
+      tokensLeft: this.pool.tokensLeft(nowMs),
+      nowMs,
+      factor: this.factor,
+      runLeftMs: this.options.runEndsMs - Date.now(),
+    });
     const requestsPerVisit = this.visitsDone === 0 ? 1 : this.pool.spent / this.visitsDone;
     return concurrencyFor({ requestRate, visitLatencyMs: this.latencyMs.current, requestsPerVisit, max: this.options.maxConcurrency });
   }
