@@ -15,7 +15,7 @@ export const PACING = {
   checkerBlockSize: 50,
   /** The other callers make one or two requests per invocation: small blocks waste little. */
   sharedBlockSize: 5,
-  /** A caller tries this many blocks of its pool before it takes the window as spent. */
+  /** A caller that finds this many blocks of its pool in a row taken takes the window as spent. */
   maxClaimProbes: 8,
   /** Longest a single request waits for a token (a 429 pause or the next window) before deferring. */
   maxRequestWaitMs: 5_000,
