@@ -30,6 +30,19 @@ async function requestsGranted(caller: RequestBudget, limit: number): Promise<nu
   return limit;
 }
 
+/** Claims the shared pool's blocks `which` picks, as other callers would; the tokens they hold. */
+async function claimedByOthers(which: (index: number) => boolean): Promise<number> {
+  const windowStart = windowStartMs(NOW.getTime());
+  let tokens = 0;
+  for (let index = 0; index < blockCount(shared); index++) {
+    if (!which(index)) continue;
+    tokens += blockTokens(shared, index);
+    const block = { windowStart: new Date(windowStart), pool: "shared" as const, tokens: blockTokens(shared, index), owner: "others", now: NOW };
+    await claimBudgetBlock("assemblyai", blockKey(windowStart, "shared", index), block);
+  }
+  return tokens;
+}
+
 describe("the shared pool (upload trigger, api, account deletions)", () => {
   it("lets one busy instance claim block after block, up to the whole share of the minute", async () => {
     expect(blockCount(shared)).toBeGreaterThan(PACING.maxClaimProbes);
@@ -38,10 +51,7 @@ describe("the shared pool (upload trigger, api, account deletions)", () => {
 
   it("takes the window as spent after finding a run of blocks taken, without trying every block", async () => {
     // Every block of the shared pool already claimed by other callers.
-    for (let index = 0; index < blockCount(shared); index++) {
-      const key = blockKey(windowStartMs(NOW.getTime()), "shared", index);
-      await claimBudgetBlock("assemblyai", key, { windowStart: new Date(windowStartMs(NOW.getTime())), pool: "shared", tokens: blockTokens(shared, index), owner: "others", now: NOW });
-    }
+    await claimedByOthers(() => true);
     const attempts: string[] = [];
     const counter = runtime().firestore.countOps((op) => {
       if (op.kind === "write" && op.path.includes("/budgetBlocks/")) attempts.push(op.path);
@@ -56,15 +66,7 @@ describe("the shared pool (upload trigger, api, account deletions)", () => {
 
   it("finds the blocks left between taken ones", async () => {
     // Every other block taken: each claim misses at most once before it finds a free one.
-    let free = 0;
-    for (let index = 0; index < blockCount(shared); index++) {
-      if (index % 2 === 1) {
-        free += blockTokens(shared, index);
-        continue;
-      }
-      const key = blockKey(windowStartMs(NOW.getTime()), "shared", index);
-      await claimBudgetBlock("assemblyai", key, { windowStart: new Date(windowStartMs(NOW.getTime())), pool: "shared", tokens: blockTokens(shared, index), owner: "others", now: NOW });
-    }
-    expect(await requestsGranted(budget("instance"), shared.tokensPerWindow)).toBe(free);
+    const taken = await claimedByOthers((index) => index % 2 === 0);
+    expect(await requestsGranted(budget("instance"), shared.tokensPerWindow)).toBe(shared.tokensPerWindow - taken);
   });
 });
