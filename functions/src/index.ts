@@ -10,7 +10,7 @@ import { onTaskDispatched } from "firebase-functions/v2/tasks";
 import { z } from "zod";
 import { assemblyAiApiKey, functionsRegion, openAiApiKey } from "./config.js";
 import type { SummarizeTask } from "./dispatch/summarization-queue.js";
-import { handleApiRequest } from "./http/api.js";
+import { loadOnFirstUse } from "./load-on-first-use.js";
 import { logs } from "./logs.js";
 import { TIMEOUTS, pipeline } from "./pipeline.js";
 import { acceptUpload } from "./stages/accept-upload.js";
@@ -87,11 +87,17 @@ export const summarizeVisit = onTaskDispatched<SummarizeTask>(
   },
 );
 
+// The api's routes (express and the stages only it uses) load with its first request: the other
+// functions' instances never need them.
+const apiHandler = loadOnFirstUse(async () => (await import("./http/api.js")).handleApiRequest);
+
 /** The app-facing HTTPS API: retry, deletion, export, a health check, and AssemblyAI's webhook deliveries (see docs/api.md). */
 export const api = onRequest(
   // A retry may check or resubmit the recording at AssemblyAI, and a deletion deletes there.
   { secrets: [assemblyAiApiKey], timeoutSeconds: TIMEOUTS.api, memory: "256MiB", invoker: "public" },
-  handleApiRequest,
+  async (req, res) => {
+    (await apiHandler())(req, res);
+  },
 );
 
 /** Every hour: delete recordings past AUDIO_RETENTION_DAYS from Storage (the visit keeps the rest). */

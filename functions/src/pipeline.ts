@@ -8,11 +8,10 @@ import { assemblyAiApiKey, getConfig, openAiApiKey, requireSecret } from "./conf
 import type { Config } from "./config.js";
 import { enqueueSummarization } from "./dispatch/summarization-queue.js";
 import type { EnqueueResult, SummarizeTask } from "./dispatch/summarization-queue.js";
-import { createAssemblyAi } from "./providers/assemblyai.js";
 import { webhookSecret } from "./providers/assemblyai-webhook.js";
 import { createFcmSender, fcmMessaging } from "./providers/fcm.js";
+import { speechToTextOnFirstUse, summarizerOnFirstUse } from "./providers/lazy-adapters.js";
 import type { PushSender, SpeechToText, Summarizer } from "./providers/ports.js";
-import { createOpenAi } from "./providers/openai.js";
 import { currentTime } from "./runtime-hooks.js";
 import { breakerSettingsFrom } from "./providers/outage-policy.js";
 import { createFirestoreBreaker } from "./store/breaker.js";
@@ -77,7 +76,7 @@ function createPipeline(config: Config = getConfig()): Pipeline {
     now: currentTime,
     owner,
     speech() {
-      speech ??= createAssemblyAi({
+      speech ??= speechToTextOnFirstUse({
         apiKey: requireSecret(assemblyAiApiKey),
         baseUrl: config.assemblyAiBaseUrl,
         timeoutMs: config.assemblyAiTimeoutSeconds * 1000,
@@ -88,7 +87,7 @@ function createPipeline(config: Config = getConfig()): Pipeline {
       return speech;
     },
     summarizer() {
-      summarizer ??= createOpenAi({
+      summarizer ??= summarizerOnFirstUse({
         apiKey: requireSecret(openAiApiKey),
         baseUrl: config.openAiBaseUrl,
         model: config.openAiModel,

@@ -32,6 +32,10 @@ interface RunFigures {
   peakConcurrency: number;
   /** Average time one visit's check took (provider request plus Firestore work). */
   meanVisitMs: number;
+  /** Share of the run's time the process's event loop was busy (it runs the handlers, the embedded Firestore and the fakes). */
+  busy: number;
+  /** CPU time of the whole process per visit checked. */
+  cpuMsPerVisit: number;
 }
 
 export interface PacingBenchResult {
@@ -54,6 +58,7 @@ export interface PacingBenchResult {
 const SEEDED_CHECKS = 5;
 const MAX_RUNS = 50;
 const SEED_DESIGN = { perRun: 10, env: { CHECK_CONCURRENCY: "1", CHECK_BATCH_SIZE: "10" } };
+const EMPTY_RUN: RunFigures = { visits: 0, requests: 0, durationMs: 0, peakConcurrency: 0, meanVisitMs: 0, busy: Number.NaN, cpuMsPerVisit: Number.NaN };
 
 export async function runPacingBench(options: PacingBenchOptions): Promise<PacingBenchResult> {
   const clock = { offsetMs: 0 };
@@ -88,9 +93,23 @@ export async function runPacingBench(options: PacingBenchOptions): Promise<Pacin
         durationMs: Number(fields.durationMs),
         peakConcurrency: Number(fields.peakConcurrency),
         meanVisitMs: Number(fields.meanVisitMs),
+        busy: Number.NaN,
+        cpuMsPerVisit: Number.NaN,
       });
     },
   });
+  /** One scheduled run, with how busy the process was meanwhile (is the machine or the pace the limit?). */
+  const runChecker = async () => {
+    const loopBefore = performance.eventLoopUtilization();
+    const cpuBefore = process.cpuUsage();
+    await runtime.runChecker();
+    const cpu = process.cpuUsage(cpuBefore);
+    const report = reports.at(-1);
+    if (report) {
+      report.busy = performance.eventLoopUtilization(loopBefore).utilization;
+      report.cpuMsPerVisit = (cpu.user + cpu.system) / 1000 / Math.max(1, report.visits);
+    }
+  };
   /** 0.2 s into the next minute: when the scheduler's next run starts. */
   const nextRunAt = () => windowStartMs(now().getTime()) + PACING.windowMs + 200;
   const setClock = (ms: number) => (clock.offsetMs = ms - Date.now());
@@ -109,8 +128,8 @@ export async function runPacingBench(options: PacingBenchOptions): Promise<Pacin
     // 1. The seed design on the backlog: one sequential batch of 10 per run.
     await seedBeforeNextRun();
     const restoreEnv = await withEnv(runtime, { ...SEED_DESIGN.env, ASSEMBLYAI_REQUESTS_PER_MINUTE: String(seedDesignBudget()) });
-    await runtime.runChecker();
-    const seedRun = reports.pop() ?? { visits: 0, requests: 0, durationMs: 0, peakConcurrency: 0, meanVisitMs: 0 };
+    await runChecker();
+    const seedRun = reports.pop() ?? EMPTY_RUN;
     await restoreEnv();
     const seedRunsNeeded = Math.ceil(options.backlog / SEED_DESIGN.perRun);
 
@@ -124,7 +143,7 @@ export async function runPacingBench(options: PacingBenchOptions): Promise<Pacin
     let scanned = 0;
     for (let run = 0; run < MAX_RUNS && firstCheck.size < seeded.length; run++) {
       if (run > 0) setClock(nextRunAt());
-      await runtime.runChecker();
+      await runChecker();
       const requests = runtime.assemblyai.requests;
       for (; scanned < requests.length; scanned++) {
         const request = requests[scanned];
@@ -198,7 +217,7 @@ function maxInSlidingWindow(times: number[], windowMs: number): number {
 function renderTable(options: PacingBenchOptions, seed: PacingBenchResult["seed"], ours: PacingBenchResult["ours"]): string {
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
-  const first = ours.runs[0] ?? { visits: 0, requests: 0, durationMs: 1, peakConcurrency: 0, meanVisitMs: 0 };
+  const first = ours.runs[0] ?? { ...EMPTY_RUN, durationMs: 1 };
   const oursPerRun = first.visits;
   const rows = [
     ["visits advanced by one run", String(seed.perRun.visits), String(oursPerRun), `${(oursPerRun / Math.max(1, seed.perRun.visits)).toFixed(0)}×`],
@@ -222,6 +241,8 @@ function renderTable(options: PacingBenchOptions, seed: PacingBenchResult["seed"
     ],
     ["peak concurrency", String(seed.perRun.peakConcurrency), String(Math.max(...ours.runs.map((run) => run.peakConcurrency))), ""],
     ["mean time of one visit's check", `${seed.perRun.meanVisitMs.toFixed(0)} ms`, `${first.meanVisitMs.toFixed(0)} ms`, ""],
+    ["process busy during the run (event loop)", pct(seed.perRun.busy), pct(first.busy), ""],
+    ["process CPU per visit checked", `${seed.perRun.cpuMsPerVisit.toFixed(1)} ms`, `${first.cpuMsPerVisit.toFixed(1)} ms`, ""],
     ["most requests in one budget minute (fixed window)", "", `${ours.maxPerWindow} of ${options.requestsPerMinute}`, ""],
     ["most requests in any 60 s (sliding)", "", String(ours.maxPerSlidingMinute), ""],
     ["429s from the fake", "", String(ours.rateLimited), ""],
@@ -236,15 +257,16 @@ function renderTable(options: PacingBenchOptions, seed: PacingBenchResult["seed"
     "|---|---|---|---|",
     ...rows.map((row) => `| ${row.join(" | ")} |`),
     "",
-    "Our runs: " + ours.runs.map((run, i) => `#${i + 1} ${run.visits} visits, ${run.requests} requests, ${s(run.durationMs)}, peak ${run.peakConcurrency}, ${run.meanVisitMs.toFixed(0)} ms/visit`).join("; "),
+    "Our runs: " +
+      ours.runs
+        .map((run, i) => `#${i + 1} ${run.visits} visits, ${run.requests} requests, ${s(run.durationMs)}, peak ${run.peakConcurrency}, ${run.meanVisitMs.toFixed(0)} ms/visit, busy ${pct(run.busy)}`)
+        .join("; "),
   ];
   return lines.join("\n");
 }
 
+/** The machine, without its load (which the caller records before and after what it measured). */
 export function machineDescription(): string {
   const cpus = os.cpus();
-  return `${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform}/${process.arch}, Node ${process.version}, load average ${os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(" ")}`;
+  return `${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform}/${process.arch}, Node ${process.version}`;
 }

@@ -77,6 +77,13 @@ describe("fake AssemblyAI webhooks", () => {
     expect(fake.pendingWebhookCount()).toBe(0);
   });
 
+  it("send a delivery still waiting for its answer only once, however many calls overlap it", async () => {
+    const id = await submit();
+    const calls = await Promise.all([fake.deliverWebhooks(), fake.deliverWebhooks(), fake.deliverWebhooks()]);
+    expect(calls.flat().map((r) => [r.transcriptId, r.answer])).toEqual([[id, 200]]);
+    expect(received).toHaveLength(1);
+  });
+
   it("deliver nothing before the job ended", async () => {
     fake.setTiming({ queuedMs: 60_000 });
     await submit();

@@ -113,6 +113,8 @@ interface JobWebhook {
   statusCode: number | null;
   /** deliverWebhooks() calls to skip before this one goes out (a late delivery). */
   holdCalls: number;
+  /** A delivery is on its way and not answered yet: a concurrent deliverWebhooks() call leaves it be. */
+  sending: boolean;
 }
 
 /** How deliverWebhooks() misbehaves, as a busy real service (or someone else) could. */
@@ -350,12 +352,13 @@ export class FakeAssemblyAI {
     for (const job of this.jobs.values()) {
       const status = this.statusOf(job);
       const webhook = job.webhook;
-      if (!webhook || webhook.done || (status !== "completed" && status !== "error")) continue;
+      if (!webhook || webhook.done || webhook.sending || (status !== "completed" && status !== "error")) continue;
       if (webhook.attempts === 0 && webhook.holdCalls === 0 && chance(behaviour.lateRate)) webhook.holdCalls = 1 + Math.floor(random() * 2);
       if (webhook.holdCalls > 0) {
         webhook.holdCalls--;
         continue;
       }
+      webhook.sending = true;
       due.push(job);
     }
     // A duplicate goes out right next to its original, so the two race.
@@ -400,6 +403,7 @@ export class FakeAssemblyAI {
       answer = 0;
     }
     if (auth === "secret") {
+      webhook.sending = false;
       webhook.attempts++;
       webhook.statusCode = answer === 0 ? null : answer;
       const retryable = answer === 0 || answer >= 500;
@@ -607,6 +611,7 @@ function webhookOf(params: JsonObject): JobWebhook | null {
     attempts: 0,
     statusCode: null,
     holdCalls: 0,
+    sending: false,
   };
 }
 

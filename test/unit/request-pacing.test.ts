@@ -85,6 +85,17 @@ describe("the pace of a checker run", () => {
     expect(targetRequestRate({ tokensLeft: 0, nowMs: MINUTE + 50_000, factor: 1 })).toBe(0);
   });
 
+  it("spends the share by the end of the run's intake when that comes before the minute's end", () => {
+    const share = poolShapes(3300).checker.tokensPerWindow;
+    // A run that starts with the minute and takes visits for 55 s: the whole share in those 55 s.
+    expect(targetRequestRate({ tokensLeft: share, nowMs: MINUTE, factor: 1, runLeftMs: 55_000 })).toBeCloseTo(share / 55);
+    // A run with more time than the minute has left paces by the minute.
+    expect(targetRequestRate({ tokensLeft: 100, nowMs: MINUTE + 50_000, factor: 1, runLeftMs: 30_000 })).toBeCloseTo(10);
+    // Slowed after a 429 all the same; never more than what is left in half a second.
+    expect(targetRequestRate({ tokensLeft: share, nowMs: MINUTE, factor: PACING.slowFactor, runLeftMs: 55_000 })).toBeCloseTo((share / 55) * PACING.slowFactor);
+    expect(targetRequestRate({ tokensLeft: 100, nowMs: MINUTE, factor: 1, runLeftMs: 0 })).toBeCloseTo(200);
+  });
+
   it("sizes concurrency by Little's law, within 1 and the maximum", () => {
     // 49.5 requests/s, one request per visit, 300 ms per visit: 15 in flight.
     expect(concurrencyFor({ requestRate: 49.5, visitLatencyMs: 300, requestsPerVisit: 1, max: 48 })).toBe(15);

@@ -76,7 +76,7 @@ export function createOpenAi(options: OpenAiOptions): Summarizer {
       }
       return readCompletion(completion, request.model ?? options.model);
     },
-    promptOverheadTokens: () => PROMPT_OVERHEAD_TOKENS,
+    promptOverheadTokens: () => Promise.resolve(PROMPT_OVERHEAD_TOKENS),
   };
 }
 

@@ -97,8 +97,11 @@ export interface SummaryResult {
 export interface Summarizer {
   /** Paid: each call goes through the step runner's `pay`. */
   summarize(request: SummaryRequest, signal?: AbortSignal): Promise<SummaryResult>;
-  /** Estimated prompt tokens of a request apart from its transcript text (instructions, schema). */
-  promptOverheadTokens(): number;
+  /**
+   * Estimated prompt tokens of a request apart from its transcript text (instructions, schema).
+   * Async: the schema is compiled by the adapter, which is loaded on first use.
+   */
+  promptOverheadTokens(): Promise<number>;
 }
 
 /** A push notification: fixed, PHI-free words and ids only (see stages/notify-outcome.ts). */

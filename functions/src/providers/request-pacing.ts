@@ -15,7 +15,7 @@ export const PACING = {
   checkerBlockSize: 50,
   /** The other callers make one or two requests per invocation: small blocks waste little. */
   sharedBlockSize: 5,
-  /** A caller tries this many blocks of its pool before it takes the window as spent. */
+  /** A caller that finds this many blocks of its pool in a row taken takes the window as spent. */
   maxClaimProbes: 8,
   /** Longest a single request waits for a token (a 429 pause or the next window) before deferring. */
   maxRequestWaitMs: 5_000,
@@ -83,12 +83,14 @@ export function paceFactor(slowDown: SlowDown | null, nowMs: number): number {
 
 /**
  * Requests per second a checker run aims at: what is left of its share of the window, spread over
- * what is left of the window (a run that starts with the window paces at the share's steady rate,
- * 90 % of the budget), slowed after a 429.
+ * what is left of the window or of the run's intake (`runLeftMs`), whichever ends first, slowed
+ * after a 429. A run that starts with the minute and takes visits for 55 s thus spends its whole
+ * share in those 55 s; spread over the full minute it would leave the last 5 s of it unspent, every
+ * run. The share is per window whatever the pace inside it, so the budget holds either way.
  */
-export function targetRequestRate(input: { tokensLeft: number; nowMs: number; factor: number }): number {
-  const windowEndsMs = windowStartMs(input.nowMs) + PACING.windowMs;
-  const secondsLeft = Math.max(0.5, (windowEndsMs - input.nowMs) / 1000);
+export function targetRequestRate(input: { tokensLeft: number; nowMs: number; factor: number; runLeftMs?: number }): number {
+  const windowLeftMs = windowStartMs(input.nowMs) + PACING.windowMs - input.nowMs;
+  const secondsLeft = Math.max(0.5, Math.min(windowLeftMs, input.runLeftMs ?? Infinity) / 1000);
   return (Math.max(0, input.tokensLeft) / secondsLeft) * input.factor;
 }
 

@@ -92,9 +92,9 @@ function exceedsAudioCap(p: Pipeline, durationMs: number): boolean {
 }
 
 /** Prompt tokens left for transcript text in one request. */
-function chunkTokens(p: Pipeline): number {
+async function chunkTokens(p: Pipeline): Promise<number> {
   const budget = contextBudget(p.config.summaryContextTokens, p.config.openAiModel, p.config.openAiFallbackModel || null);
-  return budget - p.summarizer().promptOverheadTokens();
+  return budget - (await p.summarizer().promptOverheadTokens());
 }
 
 /**
@@ -102,11 +102,11 @@ function chunkTokens(p: Pipeline): number {
  * too large and sent again as two halves (three calls a part). Estimated from the visit's
  * transcript counts, so bounded by the audio cap; MAX_PAID_CALLS_PER_VISIT stays on top for retries.
  */
-function partsCallAllowance(p: Pipeline, visit: Visit): number {
+async function partsCallAllowance(p: Pipeline, visit: Visit): Promise<number> {
   if (!visit.transcript) return 0;
   let tokens: number;
   try {
-    tokens = chunkTokens(p);
+    tokens = await chunkTokens(p);
   } catch {
     // No summarizer (a missing secret): the attempt itself ends the stage with config_invalid.
     return 0;
@@ -123,7 +123,7 @@ async function summarizeInParts(p: Pipeline, work: StepWork<"openai">): Promise<
   if (!generation || !transcript) throw new PipelineError("internal_error", { detail: "transcript artifact missing" });
   const lastMs = transcript.utterances.at(-1)?.endMs ?? 0;
   if (exceedsAudioCap(p, lastMs)) throw new PipelineError("transcript_too_long", { detail: `${Math.round(lastMs / 1000)} s of speech` });
-  const tokens = chunkTokens(p);
+  const tokens = await chunkTokens(p);
   if (tokens < MIN_CHUNK_TOKENS) {
     throw new PipelineError("config_invalid", { detail: `SUMMARY_CONTEXT_TOKENS leaves ${tokens} tokens for transcript text` });
   }

@@ -78,7 +78,7 @@ export interface PaidStep<P extends ProviderName, Output> {
    * Paid calls this visit may make beyond MAX_PAID_CALLS_PER_VISIT, for a step that needs several
    * per attempt (a summary in parts). The ceiling is checked before each call, not only per attempt.
    */
-  paidCallAllowance?(visit: Visit): number;
+  paidCallAllowance?(visit: Visit): Promise<number>;
   /** Why the visit cannot take this step at all (checked before anything is claimed), or null. */
   cannotRun?(visit: Visit): ErrorCode | null;
   /** The paid work of one attempt. */
@@ -185,7 +185,7 @@ async function startAttempt<P extends ProviderName, Output>(
   if (outOfAttempts && ledger.leftovers.length === 0) return endStep(p, step, visit, lastErrorCode(visit), null);
 
   // A ceiling on what one visit may cost, whatever retries and rounds ask for.
-  const paidCallCeiling = p.config.maxPaidCallsPerVisit + (step.paidCallAllowance?.(visit) ?? 0);
+  const paidCallCeiling = p.config.maxPaidCallsPerVisit + ((await step.paidCallAllowance?.(visit)) ?? 0);
   if ((await countPaidCalls(visit.id)) >= paidCallCeiling) {
     return endStep(p, step, visit, "paid_call_budget_exhausted", null);
   }

@@ -37,7 +37,9 @@ export class TokenPool {
   private spentInWindow = 0;
   private takenByOthers = 0;
   private nextIndex = 0;
+  /** Blocks of this window this caller tried (claimed or found taken), and of those, found taken. */
   private probed = 0;
+  private missed = 0;
   private exhausted = false;
   private claiming: Promise<void> | null = null;
   /** Tokens spent over the pool's life (all windows). */
@@ -102,6 +104,7 @@ export class TokenPool {
     this.spentInWindow = 0;
     this.takenByOthers = 0;
     this.probed = 0;
+    this.missed = 0;
     this.exhausted = false;
     // The checker's blocks are taken in order (a run learns where the others are); the many small
     // callers start at random so they rarely meet on one block.
@@ -111,8 +114,10 @@ export class TokenPool {
   private async claimNextBlock(now: Date): Promise<void> {
     const window = this.window;
     const blocks = blockCount(this.shape);
-    const probeLimit = this.shape.name === "checker" ? blocks : Math.min(blocks, PACING.maxClaimProbes);
-    while (this.window === window && this.probed < probeLimit) {
+    // Every block once at most; a small caller also stops after a few blocks in a row found taken
+    // (only misses count: a busy instance may claim block after block of its share).
+    const missLimit = this.shape.name === "checker" ? blocks : PACING.maxClaimProbes;
+    while (this.window === window && this.probed < blocks && this.missed < missLimit) {
       const index = this.nextIndex % blocks;
       this.nextIndex += 1;
       this.probed += 1;
@@ -126,9 +131,11 @@ export class TokenPool {
       });
       if (this.window !== window) return;
       if (claimed) {
+        this.missed = 0;
         this.tokens += tokens;
         return;
       }
+      this.missed += 1;
       this.takenByOthers += tokens;
     }
     if (this.window === window && !this.exhausted) {
@@ -394,7 +401,12 @@ export class CheckerRunPace {
 
   /** Visits in flight the budget and latency call for now. */
   limit(nowMs: number): number {
-    const requestRate = targetRequestRate({ tokensLeft: this.pool.tokensLeft(nowMs), nowMs, factor: this.factor });
+    const requestRate = targetRequestRate({
+      tokensLeft: this.pool.tokensLeft(nowMs),
+      nowMs,
+      factor: this.factor,
+      runLeftMs: this.options.runEndsMs - Date.now(),
+    });
     const requestsPerVisit = this.visitsDone === 0 ? 1 : this.pool.spent / this.visitsDone;
     return concurrencyFor({ requestRate, visitLatencyMs: this.latencyMs.current, requestsPerVisit, max: this.options.maxConcurrency });
   }
