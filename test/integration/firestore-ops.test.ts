@@ -22,6 +22,7 @@ describe("the Firestore operation counter", () => {
       await db().getAll(db().doc("things/a"), db().doc("things/b"), db().doc("things/missing")); // 3 reads
       await db().collection("things").where("n", ">", 0).get(); // 2 results: 2 reads
       await db().collection("things").where("n", ">", 5).get(); // no result: 1 read
+      await db().collection("things").where("n", ">", 0).count().get(); // an aggregation over 2: 1 read
       await db().runTransaction(async (tx) => {
         await tx.get(db().doc("things/a")); // 1 read
         tx.create(db().doc("things/c"), { n: 3 }); // 1 write
@@ -31,7 +32,7 @@ describe("the Firestore operation counter", () => {
       batch.set(db().doc("things/d"), { n: 5 });
       batch.delete(db().doc("things/b"));
       await batch.commit(); // 2 writes
-      expect(counter.snapshot()).toEqual({ reads: 8, writes: 4, queries: 2 });
+      expect(counter.snapshot()).toEqual({ reads: 9, writes: 4, queries: 3 });
       expect(seen.filter((op) => op.kind === "write").map((op) => op.path)).toEqual(["things/c", "things/a", "things/d", "things/b"]);
       counter.reset();
       expect(counter.snapshot()).toEqual({ reads: 0, writes: 0, queries: 0 });

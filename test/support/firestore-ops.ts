@@ -1,6 +1,6 @@
 // Counts the document reads and writes the embedded Firestore serves, as Firestore bills them:
 // a read per document a get returns (missing ones included), a read per document a query returns
-// (at least one per query, aggregations included), a write per document a commit writes or
+// (at least one per query; an aggregation one per 1,000 entries), a write per document a commit writes or
 // deletes. Counted inside the server, so every client path (transactions, batches, getAll) is seen.
 
 export interface FirestoreOps {
@@ -34,6 +34,8 @@ interface CountableState {
   writeV1Document(date: Date, write: unknown): unknown;
 }
 
+const AGGREGATION_ENTRIES_PER_READ = 1000;
+
 export function countFirestoreOps(state: CountableState, onOp?: (op: FirestoreOp) => void): FirestoreOpCounter {
   const ops: FirestoreOps = { reads: 0, writes: 0, queries: 0 };
   // The server's methods live on its prototype: the counting ones shadow them on the instance.
@@ -63,9 +65,13 @@ export function countFirestoreOps(state: CountableState, onOp?: (op: FirestoreOp
   state.v1Query = (parent, query) => {
     const results = within(() => original.v1Query(parent, query));
     if (inside === 0 && !paused) {
+      // An aggregation (count, sum) is billed one read per 1,000 index entries it matched, not
+      // per result; the server runs it through the same query method, called from its own handler.
+      const aggregation = /RunAggregationQuery/.test(new Error().stack ?? "");
+      const count = Math.max(1, aggregation ? Math.ceil(results.length / AGGREGATION_ENTRIES_PER_READ) : results.length);
       ops.queries++;
-      ops.reads += Math.max(1, results.length);
-      onOp?.({ kind: "query", path: `${shortPath(parent)} ${JSON.stringify(query).slice(0, 160)}`, count: Math.max(1, results.length) });
+      ops.reads += count;
+      onOp?.({ kind: "query", path: `${shortPath(parent)} ${JSON.stringify(query).slice(0, 160)}`, count });
     }
     return results;
   };

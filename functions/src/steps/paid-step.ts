@@ -15,7 +15,7 @@ import type { ProviderName } from "../providers/outage-policy.js";
 import { failpoint } from "../runtime-hooks.js";
 import { announceIfEnded } from "../stages/notify-outcome.js";
 import type { FailpointName } from "../runtime-hooks.js";
-import { claimWork, countPaidCalls, listWorkClaims, recordWorkOutcome, workKeyOf, writeWorkSent } from "../store/claims.js";
+import { claimWork, countPaidCalls, listAllWorkClaims, paidCallsOf, recordWorkOutcome, workKeyOf, writeWorkSent } from "../store/claims.js";
 import type { Claim, WorkKey } from "../store/claims.js";
 import { recordCost } from "../store/costs.js";
 import type { CostFact } from "../visit/cost.js";
@@ -123,8 +123,8 @@ interface Ledger {
   leftovers: Claim[];
 }
 
-async function readLedger(visit: Visit, stage: LeaseStage, generation: string, canRecover: boolean): Promise<Ledger> {
-  const mine = (await listWorkClaims(visit.id, stage)).filter((claim) => claim.generation === generation && claim.sentAt);
+function ledgerOf(workClaims: readonly Claim[], visit: Visit, stage: LeaseStage, generation: string, canRecover: boolean): Ledger {
+  const mine = workClaims.filter((claim) => claim.stage === stage && claim.generation === generation && claim.sentAt);
   const thisRound = (claim: Claim) => claim.round === visit.retryCount;
   return {
     paidThisRound: mine.filter(thisRound).length,
@@ -177,7 +177,9 @@ async function startAttempt<P extends ProviderName, Output>(
   const impossible = step.cannotRun?.(visit) ?? null;
   if (impossible) return endStep(p, step, visit, impossible, null);
   const generation = visit.audio.generation;
-  const ledger = await readLedger(visit, step.stage, generation, step.recover !== undefined);
+  // One read of the visit's work claims serves both the attempts ledger and the paid-call ceiling.
+  const workClaims = await listAllWorkClaims(visit.id);
+  const ledger = ledgerOf(workClaims, visit, step.stage, generation, step.recover !== undefined);
   const attempt = visit.attempts[step.stage] + 1;
   const outOfAttempts =
     ledger.paidThisRound >= step.maxPaidAttempts || attempt > step.maxPaidAttempts + UNPAID_TRIES_ALLOWED;
@@ -186,7 +188,7 @@ async function startAttempt<P extends ProviderName, Output>(
 
   // A ceiling on what one visit may cost, whatever retries and rounds ask for.
   const paidCallCeiling = p.config.maxPaidCallsPerVisit + ((await step.paidCallAllowance?.(visit)) ?? 0);
-  if ((await countPaidCalls(visit.id)) >= paidCallCeiling) {
+  if (paidCallsOf(workClaims) >= paidCallCeiling) {
     return endStep(p, step, visit, "paid_call_budget_exhausted", null);
   }
 

@@ -175,8 +175,17 @@ export function recordWorkOutcome(
 
 /** Paid provider calls made for a visit so far: the requests sent by attempts of any stage, round or recording. */
 export async function countPaidCalls(visitId: string): Promise<number> {
+  return paidCallsOf(await listAllWorkClaims(visitId));
+}
+
+export function paidCallsOf(workClaims: readonly Claim[]): number {
+  return workClaims.reduce((sum, claim) => sum + claim.paidCalls, 0);
+}
+
+/** Every work claim of a visit, of both stages (a handful per recording and round). */
+export async function listAllWorkClaims(visitId: string): Promise<Claim[]> {
   const snapshot = await claims(visitId).withConverter(claimConverter).where("stage", "in", ["transcription", "summarization"]).get();
-  return snapshot.docs.reduce((sum, doc) => sum + doc.data().paidCalls, 0);
+  return snapshot.docs.map((doc) => doc.data());
 }
 
 /** The work claims of one stage of a visit (a handful per recording). */

@@ -11,9 +11,10 @@
 // others): deleted with the visit, counted with its claims, and — having no `generation` — kept
 // when a new recording replaces the old one, so the cost covers every recording of the visit.
 
+import { AggregateField } from "firebase-admin/firestore";
 import type { Transaction } from "firebase-admin/firestore";
 import { z } from "zod";
-import { COST_FACTS, sameCost, sumCost } from "../visit/cost.js";
+import { COST_FACTS, addDelta, costOfTotal, sameCost } from "../visit/cost.js";
 import type { CostDelta, CostFact } from "../visit/cost.js";
 import type { LeaseStage, VisitCost } from "../visit/model.js";
 import { COLLECTIONS, SUBCOLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
@@ -55,12 +56,22 @@ function entryId(key: CostKey): string {
   return `cost-${key.fact}-${key.of}`;
 }
 
-// Entries per visit are bounded by MAX_PAID_CALLS_PER_VISIT (a few facts per call) plus one per
-// transcript job: the whole ledger is read at once.
-async function readLedger(visitId: string, tx?: Transaction): Promise<CostEntry[]> {
-  const query = ledger(visitId).where("stage", "==", "cost");
-  const snapshot = tx ? await tx.get(query) : await query.get();
-  return snapshot.docs.map((doc) => doc.data());
+// The ledger's totals come from one aggregation query (Firestore bills it as one read per 1,000
+// entries), not from reading every entry: a visit's ledger grows with every paid call.
+const TOTALS = {
+  audioSeconds: AggregateField.sum("audioSeconds"),
+  promptTokens: AggregateField.sum("promptTokens"),
+  completionTokens: AggregateField.sum("completionTokens"),
+  paidCalls: AggregateField.sum("paidCalls"),
+  discardedPaidCalls: AggregateField.sum("discardedPaidCalls"),
+  estimatedMicroUsd: AggregateField.sum("estimatedMicroUsd"),
+  entries: AggregateField.count(),
+};
+
+async function ledgerTotal(visitId: string, tx?: Transaction): Promise<{ total: CostDelta; entries: number }> {
+  const query = ledger(visitId).where("stage", "==", "cost").aggregate(TOTALS);
+  const { entries, ...total } = (tx ? await tx.get(query) : await query.get()).data();
+  return { total, entries };
 }
 
 export type CostRecorded =
@@ -82,13 +93,13 @@ export async function recordCost(
   let recorded = false;
   try {
     recorded = await db().runTransaction(async (tx) => {
-      const entries = await readLedger(visitId, tx);
+      const { total, entries } = await ledgerTotal(visitId, tx);
       const visit = await tx.get(db().collection(COLLECTIONS.visits).doc(visitId));
       if (!visit.exists) return false;
       // The claim first: on the embedded Firestore a commit's writes apply one by one.
       options.alsoWrite?.(tx);
       tx.create(ledger(visitId).doc(entryId(key)), entry);
-      tx.update(visitRef(visitId), { cost: sumCost([...entries, entry]) });
+      tx.update(visitRef(visitId), { cost: costOfTotal(addDelta(total, delta), entries + 1) });
       return true;
     });
   } catch (error) {
@@ -105,7 +116,8 @@ const RECONCILE_ROUNDS = 5;
 /** Makes `visit.cost` equal to the sum of the visit's ledger; returns it (null for a deleted visit). */
 export async function reconcileCost(visitId: string): Promise<VisitCost | null> {
   for (let round = 0; round < RECONCILE_ROUNDS; round++) {
-    const expected = sumCost(await readLedger(visitId));
+    const { total, entries } = await ledgerTotal(visitId);
+    const expected = costOfTotal(total, entries);
     const agreed = await db()
       .runTransaction(async (tx) => {
         const current = (await tx.get(visitRef(visitId))).data();
