@@ -116,6 +116,7 @@ describe("a Spanish visit", () => {
       const prompt = body.messages.map((m) => (typeof m.content === "string" ? m.content : "")).join("\n");
       return {
         language: calls === 1 ? "en" : "es",
+        speakers: [],
         overview: prompt.includes("tos") ? "Tos y fiebre." : "?",
         keyPoints: [],
         diagnoses: [],

@@ -447,6 +447,7 @@ describe("provider answers", () => {
   const json = (value: unknown, status = 200) => ({ status, headers: { "content-type": "application/json" }, body: JSON.stringify(value) });
   const summary = {
     language: "en",
+    speakers: [],
     overview: "The patient came in with a cough.",
     keyPoints: ["Cough for a week"],
     diagnoses: [],
