@@ -2,8 +2,9 @@
 // faults, crashes and stalls at failpoints, duplicate/concurrent deliveries, overlapping checker
 // runs, concurrent retry clicks, deletions at random moments (also of visits a zombie holds) and new
 // recordings uploaded into failed visits, with several visits per user, and AssemblyAI webhook
-// deliveries (duplicated, late, unauthenticated) racing the checkers. (`npm run chaos` runs the
-// large one, with the per-user limits on.)
+// deliveries (duplicated, late, unauthenticated) racing the checkers — with a clinician's note for
+// every visit and, for every other user, the summary also in their preferred language. (`npm run
+// chaos` runs the large one, with the per-user limits on.)
 
 import { describe, expect, it } from "vitest";
 import { runChaos } from "./chaos.js";
@@ -39,5 +40,8 @@ describe("chaos", () => {
     expect(report.webhooks.byAuth.secret).toBeGreaterThan(0);
     expect((report.webhooks.byAuth.missing ?? 0) + (report.webhooks.byAuth.wrong ?? 0)).toBeGreaterThan(0);
     expect(report.webhooks.outcomes.transcript_saved).toBeGreaterThan(0);
+    // The translations and notes were paid for under the same storm, and every completed visit has its own.
+    expect(report.companions.notes).toBe(report.byStatus.completed);
+    expect(report.companions.translations).toBeGreaterThan(0);
   }, 300_000);
 });
