@@ -9,6 +9,7 @@ import type { SpeakerRole } from "../../functions/src/visit/summary.js";
 import { responseFormatName } from "../fakes/openai.js";
 import type { ChatRequestBody } from "../fakes/openai.js";
 import { useLocalRuntime } from "../support/use-local-runtime.js";
+import { visitSummary } from "../support/summaries.js";
 import { newVisitId, readTranscriptArtifact, readVisit } from "../support/visits.js";
 
 const runtime = useLocalRuntime({ assemblyai: { queuedMs: 0, processingMs: 0 } });
@@ -34,18 +35,7 @@ const FAMILY_VISIT = [
 
 /** A model's summary answer for the family visit with the given speakers. */
 function answerWith(speakers: SpeakerRole[]) {
-  return () => ({
-    language: "en",
-    speakers,
-    overview: "Medication review.",
-    keyPoints: [],
-    diagnoses: [],
-    medications: [],
-    testsOrdered: [],
-    actionItems: [],
-    followUp: null,
-    warningSigns: [],
-  });
+  return () => visitSummary({ speakers, overview: "Medication review." });
 }
 
 describe("speaker roles", () => {

@@ -5,25 +5,12 @@ import { describe, expect, it } from "vitest";
 import type { ClinicianNote } from "../../functions/src/visit/clinician-note.js";
 import { MERGED_LIST_LIMIT, dedupKey, mergeClinicianNotes, mergeSpeakerRoles, mergeSummaries } from "../../functions/src/visit/summary-merge.js";
 import type { SpeakerRole, VisitSummary } from "../../functions/src/visit/summary.js";
+import { visitSummary } from "../support/summaries.js";
 
 const EN = { languageCode: "en", speakerLabels: [] };
 const UNKNOWN_LANGUAGE = { languageCode: null, speakerLabels: [] };
 
-function part(overrides: Partial<VisitSummary>): VisitSummary {
-  return {
-    language: "en",
-    speakers: [],
-    overview: "",
-    keyPoints: [],
-    diagnoses: [],
-    medications: [],
-    testsOrdered: [],
-    actionItems: [],
-    followUp: null,
-    warningSigns: [],
-    ...overrides,
-  };
-}
+const part = (overrides: Partial<VisitSummary>): VisitSummary => visitSummary(overrides);
 
 const item = (description: string, owner: "patient" | "clinician" | "care_team" = "patient", timing: string | null = null) => ({
   description,

@@ -125,8 +125,13 @@ export function buildMessages(request: SummaryRequest): OpenAI.Chat.ChatCompleti
         "Use empty lists when nothing of a kind was discussed.",
       ].join("\n"),
     },
-    { role: "user", content: `Visit ${language}${request.part ? PART_NOTE : ""}\n\nTranscript:\n${request.transcriptText}` },
+    transcriptMessage(request),
   ];
+}
+
+/** The transcript lines, as the summary and the note send them. */
+function transcriptMessage(request: SummaryRequest): OpenAI.Chat.ChatCompletionMessageParam {
+  return { role: "user", content: `Visit ${languageOf(request)}${request.part ? PART_NOTE : ""}\n\nTranscript:\n${request.transcriptText}` };
 }
 
 /** The clinician's note: the same transcript lines, a note for the care team instead of a summary for the patient. */
@@ -142,7 +147,7 @@ export function buildNoteMessages(request: SummaryRequest): OpenAI.Chat.ChatComp
         `Write in the visit's language (${language}) and set "language" to that ISO 639-1 code.`,
       ].join("\n"),
     },
-    { role: "user", content: `Visit ${language}${request.part ? PART_NOTE : ""}\n\nTranscript:\n${request.transcriptText}` },
+    transcriptMessage(request),
   ];
 }
 

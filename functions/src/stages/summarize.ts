@@ -15,7 +15,7 @@ import type { Transaction } from "firebase-admin/firestore";
 import { logs } from "../logs.js";
 import { TIMEOUTS } from "../pipeline.js";
 import type { Pipeline } from "../pipeline.js";
-import type { Summarizer, TokenCount } from "../providers/ports.js";
+import type { SummaryRequest, Summarizer, TokenCount } from "../providers/ports.js";
 import { endStep, runPaidStep } from "../steps/paid-step.js";
 import type { PaidStep, StepOutcome, StepWork } from "../steps/paid-step.js";
 import type { OperationOf } from "../steps/provider-call.js";
@@ -42,7 +42,7 @@ import { applyTranslation } from "../visit/summary-translation.js";
 import { normalizeLanguageCode, normalizeSummary } from "../visit/summary.js";
 import type { VisitSummary } from "../visit/summary.js";
 import { modelWriter, writeInParts } from "./write-with-models.js";
-import type { ModelAnswer, ModelWriter, PartDocumentSpec, PartsPlan } from "./write-with-models.js";
+import type { AskModel, ModelAnswer, ModelWriter, PartDocumentSpec, PartsPlan } from "./write-with-models.js";
 
 /** What one attempt produced: the patient summary, who wrote it, and what was written beside it. */
 export interface VisitSummaryOutput {
@@ -202,17 +202,13 @@ async function writeSummary(
 ): Promise<WrittenSummary> {
   const spec: PartDocumentSpec<VisitSummary> = {
     document: "summary",
-    ask: async (model, transcriptText, part) => {
-      const answer = await paidAnswer(p, work, writer, "summarize", (summarizer) =>
-        summarizer.summarize({ transcriptText, languageCode: context.languageCode, model, part }).then(({ summary, ...rest }) => ({ value: summary, ...rest })),
-      );
-      const summary = normalizeSummary(answer.value);
-      // The summary must be in the recording's language; one in another language is not stored.
-      if (context.languageCode && /^[a-z]{2}$/.test(summary.language) && summary.language !== context.languageCode) {
-        throw new PipelineError("summary_invalid", { detail: `summary in ${summary.language}, visit in ${context.languageCode}` });
-      }
-      return { ...answer, value: summary };
-    },
+    ask: askForTranscriptDocument(p, work, writer, {
+      what: "summary",
+      operation: "summarize",
+      languageCode: context.languageCode,
+      send: (summarizer, request) => summarizer.summarize(request).then(({ summary, ...rest }) => ({ value: summary, ...rest })),
+      normalize: normalizeSummary,
+    }),
     stored: (part) => part.summary,
     toStored: (summary) => ({ summary }),
   };
@@ -222,8 +218,42 @@ async function writeSummary(
     context,
   );
   if (merged.clipped > 0) logs.summaryMergeClipped(work.visit.id, parts.length, merged.clipped);
+  return { summary: merged.summary, ...writtenBy(parts) };
+}
+
+/** Who wrote a document in parts: the model of most parts (the first on a tie), every model, how many parts. */
+function writtenBy(parts: readonly { model: string }[]): { model: string; models: string[]; parts: number } {
   const models = parts.map((part) => part.model);
-  return { summary: merged.summary, model: mostCommon(models), models: [...new Set(models)], parts: parts.length };
+  return { model: mostCommon(models), models: [...new Set(models)], parts: parts.length };
+}
+
+/**
+ * How a document of the transcript (the summary, the clinician's note) is asked for: paid through
+ * the step, normalized, and refused (`summary_invalid`, asked again) when it is not in the
+ * recording's language — one in another language is never stored.
+ */
+function askForTranscriptDocument<T extends { language: string }>(
+  p: Pipeline,
+  work: StepWork<"openai">,
+  writer: ModelWriter,
+  document: {
+    what: string;
+    operation: OperationOf<"openai">;
+    languageCode: string | null;
+    send(summarizer: Summarizer, request: SummaryRequest): Promise<ModelAnswer<T>>;
+    normalize(value: T): T;
+  },
+): AskModel<T> {
+  return async (model, transcriptText, part) => {
+    const request: SummaryRequest = { transcriptText, languageCode: document.languageCode, model, part };
+    const answer = await paidAnswer(p, work, writer, document.operation, (summarizer) => document.send(summarizer, request));
+    const value = document.normalize(answer.value);
+    const { languageCode } = document;
+    if (languageCode && /^[a-z]{2}$/.test(value.language) && value.language !== languageCode) {
+      throw new PipelineError("summary_invalid", { detail: `${document.what} in ${value.language}, visit in ${languageCode}` });
+    }
+    return { ...answer, value };
+  };
 }
 /** One paid OpenAI request through the step's `pay`: its usage goes on the visit's cost and the attempt's tally. */
 async function paidAnswer<T>(
@@ -324,16 +354,13 @@ async function writtenClinicianNote(
   if (saved) return { format: "soap", state: "saved", model: saved.model };
   const spec: PartDocumentSpec<ClinicianNote> = {
     document: "clinician_note",
-    ask: async (model, transcriptText, part) => {
-      const answer = await paidAnswer(p, work, writer, "write_clinician_note", (summarizer) =>
-        summarizer.writeClinicianNote({ transcriptText, languageCode, model, part }).then(({ note, ...rest }) => ({ value: note, ...rest })),
-      );
-      const note = normalizeClinicianNote(answer.value);
-      if (languageCode && /^[a-z]{2}$/.test(note.language) && note.language !== languageCode) {
-        throw new PipelineError("summary_invalid", { detail: `note in ${note.language}, visit in ${languageCode}` });
-      }
-      return { ...answer, value: note };
-    },
+    ask: askForTranscriptDocument(p, work, writer, {
+      what: "note",
+      operation: "write_clinician_note",
+      languageCode,
+      send: (summarizer, request) => summarizer.writeClinicianNote(request).then(({ note, ...rest }) => ({ value: note, ...rest })),
+      normalize: normalizeClinicianNote,
+    }),
     stored: (part) => part.note,
     toStored: (note) => ({ note }),
   };
@@ -343,11 +370,10 @@ async function writtenClinicianNote(
     languageCode,
   );
   if (merged.clipped > 0) logs.summaryMergeClipped(visit.id, parts.length, merged.clipped, "clinician_note");
-  const models = parts.map((part) => part.model);
-  const model = mostCommon(models);
+  const { model, models } = writtenBy(parts);
   const stored = await saveClinicianNote(
     visit.id,
-    { kind: "clinician_note", generation: guard.generation, format: "soap", note: merged.note, model, models: [...new Set(models)], parts: parts.length, savedAt: p.now() },
+    { kind: "clinician_note", generation: guard.generation, format: "soap", note: merged.note, model, models, parts: parts.length, savedAt: p.now() },
     guard,
   );
   if (!stored) throw new PipelineError("internal_error", { detail: "clinician note fenced off: the attempt lost its lease" });

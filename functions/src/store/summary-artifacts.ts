@@ -10,9 +10,11 @@
 // transcript (a new recording, the visit's deletion): store/transcripts.ts deleteTranscripts.
 
 import { createHash } from "node:crypto";
+import type { DocumentData, DocumentReference } from "firebase-admin/firestore";
 import { z } from "zod";
 import { ClinicianNoteSchema } from "../visit/clinician-note.js";
 import type { ClinicianNote } from "../visit/clinician-note.js";
+import type { VisitPatch } from "../visit/model.js";
 import { StoredVisitSummarySchema } from "../visit/summary.js";
 import type { VisitSummary } from "../visit/summary.js";
 import { SUBCOLLECTIONS } from "./db.js";
@@ -103,22 +105,25 @@ export async function loadSummaryTranslation(
 }
 
 /** Saves the note while `guard` (the attempt's lease and recording) holds; false when fenced off. */
-export async function saveClinicianNote(visitId: string, note: ClinicianNoteArtifact, guard: VisitGuard): Promise<boolean> {
-  const written = await updateVisit(
-    visitId,
-    { clinicianNote: { format: note.format, state: "saved", model: note.model } },
-    { now: note.savedAt, guard, alsoWrite: (tx) => tx.set(noteRef(visitId), note) },
-  );
-  return written.applied;
+export function saveClinicianNote(visitId: string, note: ClinicianNoteArtifact, guard: VisitGuard): Promise<boolean> {
+  return saveWithMark(visitId, noteRef(visitId), note, { clinicianNote: { format: note.format, state: "saved", model: note.model } }, guard);
 }
 
 /** Saves the translation while `guard` holds; false when fenced off. */
-export async function saveSummaryTranslation(visitId: string, translation: SummaryTranslationArtifact, guard: VisitGuard): Promise<boolean> {
-  const written = await updateVisit(
-    visitId,
-    { summaryTranslation: { language: translation.language, state: "saved", model: translation.model } },
-    { now: translation.savedAt, guard, alsoWrite: (tx) => tx.set(translationRef(visitId), translation) },
-  );
+export function saveSummaryTranslation(visitId: string, translation: SummaryTranslationArtifact, guard: VisitGuard): Promise<boolean> {
+  const mark = { summaryTranslation: { language: translation.language, state: "saved" as const, model: translation.model } };
+  return saveWithMark(visitId, translationRef(visitId), translation, mark, guard);
+}
+
+/** The artifact and the visit's mark for it in one commit, while `guard` holds. */
+async function saveWithMark<T extends { savedAt: Date }>(
+  visitId: string,
+  ref: DocumentReference<T, DocumentData>,
+  artifact: T,
+  mark: VisitPatch,
+  guard: VisitGuard,
+): Promise<boolean> {
+  const written = await updateVisit(visitId, mark, { now: artifact.savedAt, guard, alsoWrite: (tx) => tx.set(ref, artifact) });
   return written.applied;
 }
 
