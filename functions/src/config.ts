@@ -6,6 +6,8 @@ import { defineBoolean, defineInt, defineSecret, defineString } from "firebase-f
 import type { BooleanParam, IntParam, StringParam } from "firebase-functions/params";
 import type { PiiPolicy } from "assemblyai";
 import { z } from "zod";
+import { SUMMARY_FORMATS } from "./visit/clinician-note.js";
+import type { SummaryFormat } from "./visit/clinician-note.js";
 import type { UnitPrices } from "./visit/cost.js";
 import { PipelineError } from "./visit/errors.js";
 
@@ -75,6 +77,17 @@ const UsdDecimalSchema = z.string().regex(/^\d{1,6}(\.\d{1,6})?$/, "a decimal am
 
 function usdTunable(name: string, defaultValue: string, description: string): Tunable<string> {
   return stringTunable(name, defaultValue, UsdDecimalSchema, description);
+}
+
+/**
+ * SUMMARY_FORMATS as a list, or null when it is not one: known formats, each once, and always
+ * `patient` (the summary the visit's status, action items and notifications rest on).
+ */
+export function parseSummaryFormats(value: string): SummaryFormat[] | null {
+  const listed = value.split(",").map((format) => format.trim());
+  const known = listed.filter((format): format is SummaryFormat => (SUMMARY_FORMATS as readonly string[]).includes(format));
+  if (known.length !== listed.length || new Set(known).size !== known.length || !known.includes("patient")) return null;
+  return known;
 }
 
 /** A validated decimal USD amount as whole micro-dollars (0.23 → 230000), without float rounding. */
@@ -297,6 +310,14 @@ export const tunables = {
     z.string().regex(/^(?:[A-Za-z0-9._:-]{1,100})?$/),
     "OpenAI model used when the primary one cannot write a summary (not found or retired, context exceeded, repeated invalid output); empty: none.",
   ),
+  summaryFormats: stringTunable(
+    "SUMMARY_FORMATS",
+    "patient",
+    z
+      .string()
+      .refine((value) => parseSummaryFormats(value) !== null, `a comma-separated list of ${SUMMARY_FORMATS.join(", ")}, each once, with patient`),
+    "What each visit's summarization writes: patient (the patient summary, always) and soap (a SOAP note for the care team, its own artifact).",
+  ),
   webhookBaseUrl: stringTunable(
     "WEBHOOK_BASE_URL",
     "",
@@ -370,6 +391,8 @@ export interface Config extends TunableValues {
   transcription: TranscriptionRequest;
   /** The unit-price params as micro-dollars. */
   unitPrices: UnitPrices;
+  /** SUMMARY_FORMATS, parsed: whether a SOAP note is written beside the patient summary. */
+  clinicianNote: boolean;
 }
 
 export interface TranscriptionRequest {
@@ -424,6 +447,7 @@ export function loadConfig(env: Env): Config {
       millionInputTokens: microUsd(tunableValues.openAiUsdPerMillionInputTokens),
       millionOutputTokens: microUsd(tunableValues.openAiUsdPerMillionOutputTokens),
     },
+    clinicianNote: parseSummaryFormats(tunableValues.summaryFormats)?.includes("soap") ?? false,
     fcmEmulatorHost: env.FCM_EMULATOR_HOST || undefined,
     assemblyAiBaseUrl: assemblyAiBaseUrl.data?.replace(/\/+$/, ""),
     openAiBaseUrl: openAiBaseUrl.data?.replace(/\/+$/, ""),

@@ -103,13 +103,25 @@ export const logs = {
     visitId: string,
     fields: { attempt: number; model: string; actionItemCount: number; promptTokens?: number; completionTokens?: number; durationMs: number; cost: VisitCost | null },
   ) => emit("info", "summarization_completed", { visitId, ...fields, cost: costFields(fields.cost) }),
-  summaryPartsPlanned: (visitId: string, fields: { parts: number; alreadySaved: number; lines: number; chunkTokens: number }) =>
+  /** `document`: `summary` or `clinician_note`. */
+  summaryPartsPlanned: (visitId: string, fields: { document: string; parts: number; alreadySaved: number; lines: number; chunkTokens: number }) =>
     emit("info", "summary_parts_planned", { visitId, ...fields }),
   summaryPartSplit: (visitId: string, from: number, to: number) => emit("warn", "summary_part_split", { visitId, from, to }),
   summaryFallbackUsed: (visitId: string, model: string, reason: string) =>
     emit("warn", "summary_fallback_used", { visitId, model, reason }),
-  summaryMergeClipped: (visitId: string, parts: number, clipped: number) =>
-    emit("warn", "summary_merge_clipped", { visitId, parts, clipped }),
+  summaryMergeClipped: (visitId: string, parts: number, clipped: number, document = "summary") =>
+    emit("warn", "summary_merge_clipped", { visitId, document, parts, clipped }),
+  /**
+   * The patient summary is saved on the visit while what else was asked for is written:
+   * `translateTo` (the preferred language, or null) and whether a clinician's note follows.
+   */
+  summarySavedBeforeExtras: (visitId: string, attempt: number, translateTo: string | null, clinicianNote: boolean) =>
+    emit("info", "summary_saved_before_extras", { visitId, attempt, translateTo, clinicianNote }),
+  /** A companion of the summary was written and saved (`document`: `clinician_note` or `summary_translation`). */
+  summaryExtraSaved: (visitId: string, document: string, model: string, fields: { language?: string; parts?: number } = {}) =>
+    emit("info", "summary_extra_saved", { visitId, document, model, ...fields }),
+  /** The profile's preferred language is not one the pipeline can use (written around firestore.rules); not translated. */
+  preferredLanguageIgnored: (visitId: string, code: string) => emit("warn", "preferred_language_ignored", { visitId, code }),
 
   providerRetry: (
     visitId: string,

@@ -9,6 +9,7 @@ import type { CliCommand } from "./cli/args.js";
 import { nextStepHint, retryOutcomeText } from "./cli/messages.js";
 import { createProgressPrinter } from "./cli/progress-bar.js";
 import { timelineLine } from "./cli/timeline.js";
+import { visitContentText } from "./cli/visit-content-text.js";
 import { createVisitPipelineClient } from "./client.js";
 import type { VisitPipelineClient } from "./client.js";
 import { loadStubConfig, StubConfigError } from "./config.js";
@@ -64,6 +65,15 @@ async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(`${retryOutcomeText(outcome, task.visitId)}\n`);
         return exitCodeForRetry(outcome);
       }
+      case "show":
+        process.stdout.write(visitContentText(await client.readVisitContent(task.visitId, task.original ? "original" : "preferred"), task.visitId));
+        return 0;
+      case "language": {
+        const outcome = await client.setPreferredLanguage(task.language);
+        const text = outcome.kind === "saved" ? outcome.message : `Not saved (${outcome.code}): ${outcome.message}`;
+        process.stdout.write(`${text}\n`);
+        return outcome.kind === "saved" ? 0 : 1;
+      }
     }
   } catch (error) {
     process.stderr.write(`${messageOf(error)}\n`);
@@ -76,7 +86,7 @@ async function main(argv: readonly string[]): Promise<number> {
 /** A command with its local inputs ready. */
 type Task =
   | { kind: "upload"; recording: VisitAudioFile; visitId: string | undefined }
-  | { kind: "watch" | "retry"; visitId: string };
+  | Exclude<CliCommand, { kind: "help" | "upload" }>;
 
 /** Opens the recording before signing in, so a missing or unsupported file fails at once. */
 async function prepare(command: Exclude<CliCommand, { kind: "help" }>): Promise<Task> {

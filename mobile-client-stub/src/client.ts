@@ -3,7 +3,18 @@
 import type { StubConfig } from "./config.js";
 import type { VisitView } from "./describe-visit.js";
 import { closeFirebase, initFirebase } from "./firebase.js";
-import { authPort, currentUid, firestoreVisitIdFactory, idTokenProvider, storageUploader, visitDocumentSource } from "./firebase-ports.js";
+import {
+  authPort,
+  currentUid,
+  documentReader,
+  firestoreVisitIdFactory,
+  idTokenProvider,
+  profileWriter,
+  storageUploader,
+  visitDocumentSource,
+} from "./firebase-ports.js";
+import { setPreferredLanguage } from "./preferred-language.js";
+import type { PreferredLanguageOutcome } from "./preferred-language.js";
 import { retryVisit } from "./retry.js";
 import type { RetryOutcome } from "./retry.js";
 import { systemScheduler } from "./scheduler.js";
@@ -12,6 +23,8 @@ import { signIn } from "./sign-in.js";
 import type { SignInMethod, SignedInUser } from "./sign-in.js";
 import { uploadVisitAudio } from "./upload.js";
 import type { UploadOptions, UploadedVisit, VisitAudioFile } from "./upload.js";
+import { describeVisitContent, loadVisitContent } from "./visit-content.js";
+import type { SummaryChoice, VisitContentView } from "./visit-content.js";
 import { watchVisit } from "./watch-visit.js";
 import type { WatchVisitOptions } from "./watch-visit.js";
 
@@ -22,6 +35,10 @@ export interface VisitPipelineClient {
   /** Returns a function that stops watching. */
   watchVisit(visitId: string, onChange: (view: VisitView) => void, options?: WatchVisitOptions): () => void;
   retryVisit(visitId: string): Promise<RetryOutcome>;
+  /** The summary (preferred language or original), speakers by role, transcript and clinician's note. */
+  readVisitContent(visitId: string, choice?: SummaryChoice): Promise<VisitContentView>;
+  /** Sets (a code) or clears (null) the signed-in user's preferred language. */
+  setPreferredLanguage(language: string | null): Promise<PreferredLanguageOutcome>;
   /** Releases the SDK's connections (a command-line process cannot exit before). */
   close(): Promise<void>;
 }
@@ -50,6 +67,8 @@ export function createVisitPipelineClient(config: StubConfig, overrides: ClientO
     uploadVisitAudio: (file, options) => uploadVisitAudio(uploadDeps, file, options),
     watchVisit: (visitId, onChange, options) => watchVisit(watchDeps, visitId, onChange, options),
     retryVisit: (visitId) => retryVisit(retryTransport, visitId),
+    readVisitContent: async (visitId, choice) => describeVisitContent(await loadVisitContent(documentReader(firebase.db), visitId), choice),
+    setPreferredLanguage: (language) => setPreferredLanguage({ writer: profileWriter(firebase.db), currentUid: currentUid(firebase.auth) }, language),
     close: () => closeFirebase(firebase),
   };
 }

@@ -2,12 +2,14 @@
 
 import { createUserWithEmailAndPassword, signInAnonymously, signInWithEmailAndPassword } from "firebase/auth";
 import type { Auth } from "firebase/auth";
-import { collection, doc, onSnapshot } from "firebase/firestore";
+import { collection, doc, getDoc, onSnapshot, setDoc } from "firebase/firestore";
 import type { Firestore } from "firebase/firestore";
 import { ref, uploadBytesResumable } from "firebase/storage";
 import type { FirebaseStorage } from "firebase/storage";
 import type { AuthPort } from "./sign-in.js";
+import type { ProfileWriter } from "./preferred-language.js";
 import type { StorageUploader } from "./upload.js";
+import type { DocumentReader } from "./visit-content.js";
 import type { VisitDocumentSource } from "./watch-visit.js";
 
 export function authPort(auth: Auth): AuthPort {
@@ -59,6 +61,24 @@ export function visitDocumentSource(db: Firestore): VisitDocumentSource {
         (snapshot) => onData(snapshot.exists() ? snapshot.data() : null),
         onError,
       );
+    },
+  };
+}
+
+export function documentReader(db: Firestore): DocumentReader {
+  return {
+    async read(path) {
+      const snapshot = await getDoc(doc(db, path));
+      return snapshot.exists() ? snapshot.data() : null;
+    },
+  };
+}
+
+export function profileWriter(db: Firestore): ProfileWriter {
+  return {
+    async writePreferredLanguage(uid, language) {
+      // The whole profile: firestore.rules let it hold this one field only.
+      await setDoc(doc(db, "users", uid), { preferredLanguage: language });
     },
   };
 }

@@ -3,6 +3,8 @@ import { exitCodeForRetry, exitCodeForStatus, parseCliArgs } from "../src/cli/ar
 import { nextStepHint, retryOutcomeText } from "../src/cli/messages.js";
 import { createProgressPrinter, renderProgressBar, renderProgressLine } from "../src/cli/progress-bar.js";
 import { clockTime, timelineLine } from "../src/cli/timeline.js";
+import { visitContentText } from "../src/cli/visit-content-text.js";
+import { describeVisitContent } from "../src/visit-content.js";
 import { describeVisit } from "../src/describe-visit.js";
 import type { VisitDocument } from "../src/visit-document.js";
 import { progressOf } from "../src/upload.js";
@@ -142,6 +144,10 @@ describe("command line", () => {
     expect(parseCliArgs(["upload", "a.m4a", "--visit", "v1"])).toEqual({ ok: true, command: { kind: "upload", file: "a.m4a", visitId: "v1" } });
     expect(parseCliArgs(["watch", "v1"])).toEqual({ ok: true, command: { kind: "watch", visitId: "v1" } });
     expect(parseCliArgs(["retry", "v1"])).toEqual({ ok: true, command: { kind: "retry", visitId: "v1" } });
+    expect(parseCliArgs(["show", "v1"])).toEqual({ ok: true, command: { kind: "show", visitId: "v1", original: false } });
+    expect(parseCliArgs(["show", "v1", "--original"])).toEqual({ ok: true, command: { kind: "show", visitId: "v1", original: true } });
+    expect(parseCliArgs(["language", "es"])).toEqual({ ok: true, command: { kind: "language", language: "es" } });
+    expect(parseCliArgs(["language", "none"])).toEqual({ ok: true, command: { kind: "language", language: null } });
   });
 
   it("shows help for --help, -h and no command", () => {
@@ -154,6 +160,9 @@ describe("command line", () => {
     expect(parseCliArgs(["watch", "v1", "v2"])).toEqual({ ok: false, message: "Unexpected arguments: v2" });
     expect(parseCliArgs(["watch", "v1", "--visit", "v2"])).toEqual({ ok: false, message: "--visit only applies to upload" });
     expect(parseCliArgs(["download", "v1"])).toEqual({ ok: false, message: "Unknown command: download" });
+    expect(parseCliArgs(["show"])).toEqual({ ok: false, message: "show needs a visit id" });
+    expect(parseCliArgs(["language"])).toEqual({ ok: false, message: "language needs a language code, or none" });
+    expect(parseCliArgs(["watch", "v1", "--original"])).toEqual({ ok: false, message: "--original only applies to show" });
     expect(parseCliArgs(["watch", "v1", "--verbose"])).toMatchObject({ ok: false, message: expect.stringContaining("--verbose") });
   });
 
@@ -161,5 +170,78 @@ describe("command line", () => {
     expect([exitCodeForStatus("completed"), exitCodeForStatus("partial"), exitCodeForStatus("failed")]).toEqual([0, 2, 1]);
     expect(exitCodeForRetry({ kind: "accepted", status: "pending", resumedStage: "transcription" })).toBe(0);
     expect(exitCodeForRetry({ kind: "wait", retryAfterSeconds: 5, reason: "retry_too_soon" })).toBe(1);
+  });
+});
+
+describe("show: a visit's content as text", () => {
+  const summary = (language: string, overview: string) => ({
+    language,
+    speakers: [
+      { speaker: "A", role: "clinician", certainty: "stated" },
+      { speaker: "B", role: "patient", certainty: "inferred" },
+    ],
+    overview,
+    keyPoints: [],
+    diagnoses: [],
+    medications: [{ name: "Lisinopril", dose: "10 mg", change: "started", instructions: null }],
+    testsOrdered: [],
+    actionItems: [{ description: overview.startsWith("[es]") ? "[es] Take it daily" : "Take it daily", owner: "patient", dueDate: null, timing: null }],
+    followUp: null,
+    warningSigns: [],
+  });
+  const documents = {
+    visit: { status: "completed", summary: summary("en", "Blood pressure follow-up."), summaryTranslation: { language: "es", state: "saved" }, clinicianNote: { format: "soap", state: "saved" } },
+    transcript: { storage: "inline", utterances: [{ speaker: "A", text: "Good morning." }, { speaker: "B", text: "Hello, doctor." }] },
+    translation: { language: "es", summary: summary("es", "[es] Blood pressure follow-up.") },
+    clinicianNote: { note: { chiefComplaint: "Headaches", subjective: ["Headaches for two weeks"], objective: [], assessment: ["Hypertension"], plan: ["Start lisinopril"] } },
+  };
+
+  it("prints the preferred-language summary with the command to switch, the speakers by role, the transcript and the note", () => {
+    expect(visitContentText(describeVisitContent(documents), "v1")).toBe(
+      [
+        "[Show the original (English): npm run stub -- show v1 --original]",
+        "Summary (es)",
+        "[es] Blood pressure follow-up.",
+        "",
+        "Medications:",
+        "  - Lisinopril 10 mg (started)",
+        "",
+        "To do:",
+        "  - [es] Take it daily [patient]",
+        "",
+        "Speakers:",
+        "  - A = Clinician",
+        "  - B = Patient (likely)",
+        "",
+        "Transcript:",
+        "  - Clinician: Good morning.",
+        "  - Patient (likely): Hello, doctor.",
+        "",
+        "Clinician's note (SOAP)",
+        "Chief complaint: Headaches",
+        "",
+        "Subjective:",
+        "  - Headaches for two weeks",
+        "",
+        "Objective:",
+        "  - —",
+        "",
+        "Assessment:",
+        "  - Hypertension",
+        "",
+        "Plan:",
+        "  - Start lisinopril",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("prints the original with the command to switch back", () => {
+    const text = visitContentText(describeVisitContent(documents, "original"), "v1");
+    expect(text.split("\n").slice(0, 3)).toEqual(["[Show in Spanish: npm run stub -- show v1]", "Summary (en)", "Blood pressure follow-up."]);
+  });
+
+  it("says when there is no summary yet", () => {
+    expect(visitContentText(describeVisitContent({ visit: { status: "transcribing" }, transcript: null, translation: null, clinicianNote: null }), "v1")).toBe("No summary yet.\n");
   });
 });

@@ -10,6 +10,12 @@ import type { PipelineStage as FunctionsPipelineStage, VisitError as FunctionsVi
 import * as functionsStatus from "../../functions/src/visit/status.js";
 import type { ResumeStage as FunctionsResumeStage, VisitStatus as FunctionsVisitStatus } from "../../functions/src/visit/status.js";
 import { isValidVisitId as functionsIsValidVisitId, parseVisitUploadPath, validateUpload } from "../../functions/src/visit/upload.js";
+import { NOTE_SECTIONS as FUNCTIONS_NOTE_SECTIONS } from "../../functions/src/visit/clinician-note.js";
+import { ISO_639_1_CODES } from "../../functions/src/visit/language.js";
+import { CLINICIAN_NOTE_ARTIFACT_ID, TRANSLATION_ARTIFACT_ID } from "../../functions/src/store/summary-artifacts.js";
+import { TRANSCRIPT_ARTIFACT_ID } from "../../functions/src/store/transcripts.js";
+import { SUMMARY_EXTRA_STATES as FUNCTIONS_EXTRA_STATES } from "../../functions/src/visit/model.js";
+import { ROLE_CERTAINTIES as FUNCTIONS_ROLE_CERTAINTIES, SPEAKER_ROLES as FUNCTIONS_SPEAKER_ROLES } from "../../functions/src/visit/summary.js";
 import { AUDIO_CONTENT_TYPES } from "../src/audio-file.js";
 import * as stub from "../src/contract.js";
 import type { PipelineStage, ResumeStage, VisitError, VisitStatus } from "../src/contract.js";
@@ -29,6 +35,7 @@ type _ContractTypesAgree = [
 ];
 
 const storageRules = readFileSync(new URL("../../storage.rules", import.meta.url), "utf8");
+const firestoreRules = readFileSync(new URL("../../firestore.rules", import.meta.url), "utf8");
 
 describe("contract restated in mobile-client-stub/src/contract.ts", () => {
   it("lists the statuses of the visit state machine, in order", () => {
@@ -113,5 +120,23 @@ describe("contract restated in mobile-client-stub/src/contract.ts", () => {
       expect(contentType).toMatch(new RegExp(`^${ruleContentType}$`));
       expect(validateUpload({ contentType, sizeBytes: 1 }, stub.MAX_UPLOAD_BYTES)).toEqual({ ok: true, contentType });
     }
+  });
+
+  it("names the speaker roles, certainties, SOAP sections and companion states the pipeline writes", () => {
+    expect(stub.SPEAKER_ROLES).toEqual(FUNCTIONS_SPEAKER_ROLES);
+    expect(stub.ROLE_CERTAINTIES).toEqual(FUNCTIONS_ROLE_CERTAINTIES);
+    expect(stub.NOTE_SECTIONS).toEqual(FUNCTIONS_NOTE_SECTIONS);
+    expect(stub.SUMMARY_EXTRA_STATES).toEqual(FUNCTIONS_EXTRA_STATES);
+  });
+
+  it("accepts exactly the preferred languages the pipeline and firestore.rules accept", () => {
+    expect(stub.PREFERRED_LANGUAGE_CODES).toEqual([...ISO_639_1_CODES]);
+    const ruleCodes = /function preferredLanguageCodes\(\) \{\s*return \[([^\]]*)\];/.exec(firestoreRules)?.[1];
+    expect([...(ruleCodes ?? "").matchAll(/'([a-z]+)'/g)].map((match) => match[1])).toEqual([...stub.PREFERRED_LANGUAGE_CODES]);
+    expect(firestoreRules).toContain("match /users/{uid} {");
+  });
+
+  it("reads the artifacts the pipeline writes, by their ids", () => {
+    expect(stub.ARTIFACT_IDS).toEqual({ transcript: TRANSCRIPT_ARTIFACT_ID, translation: TRANSLATION_ARTIFACT_ID, clinicianNote: CLINICIAN_NOTE_ARTIFACT_ID });
   });
 });

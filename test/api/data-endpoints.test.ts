@@ -606,10 +606,11 @@ describe("DELETE /me", () => {
     const befores = await Promise.all(visitIds.map((visitId) => footprint(uid, visitId)));
     // The user's retry window (the retried visit made one).
     expect((await db().collection("rateLimits").doc(userLimitId(uid)).get()).exists).toBe(true);
-    // Two push registrations of the user's devices, one of another user's.
+    // Two push registrations of the user's devices, one of another user's; both have a profile.
     for (const [owner, device] of [[uid, "phone"], [uid, "tablet"], ["patient-staying", "phone"]] as const) {
       await db().doc(`users/${owner}/devices/${device}`).set({ token: `fcm-${owner}-${device}`, platform: "ios", updatedAt: new Date() });
     }
+    for (const owner of [uid, "patient-staying"]) await db().doc(`users/${owner}`).set({ preferredLanguage: "es" });
 
     // The upload limits' slots (daily and in flight) the user's recordings and retries took.
     const slots = await limitSlotsOf(uid);
@@ -625,6 +626,7 @@ describe("DELETE /me", () => {
       removed: { ...expected, rateLimits: expected.rateLimits + userWindow },
       pendingProviderDeletes: 0,
       devices: 2,
+      profile: 1,
       limitSlots: slots,
       complete: true,
     });
@@ -632,6 +634,8 @@ describe("DELETE /me", () => {
     expect(await limitSlotsOf("patient-staying")).toBe(othersSlots);
     expect((await db().collection(`users/${uid}/devices`).get()).size).toBe(0);
     expect((await db().collection("users/patient-staying/devices").get()).size).toBe(1);
+    expect((await db().doc(`users/${uid}`).get()).exists).toBe(false);
+    expect((await db().doc("users/patient-staying").get()).data()).toEqual({ preferredLanguage: "es" });
 
     for (const visitId of visitIds) await expectGone(uid, visitId);
     expect((await db().collection("visits").where("userId", "==", uid).get()).size).toBe(0);
@@ -642,7 +646,7 @@ describe("DELETE /me", () => {
 
     // Again: nothing left to delete.
     const again = await deleteMe(await tokenFor(uid));
-    expectUserDataDeleted(again, { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, limitSlots: 0, complete: true });
+    expectUserDataDeleted(again, { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, profile: 0, limitSlots: 0, complete: true });
     expect(await visitSnapshot("patient-staying", othersVisitId)).toEqual(others);
   });
 
@@ -670,7 +674,7 @@ describe("DELETE /me", () => {
   it("answers 200 with nothing removed for a user who has no visits", async () => {
     const othersVisitId = await settledVisit("patient-staying", "completed");
     const others = await visitSnapshot("patient-staying", othersVisitId);
-    expectUserDataDeleted(await deleteMe(await tokenFor("patient-new")), { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, limitSlots: 0, complete: true });
+    expectUserDataDeleted(await deleteMe(await tokenFor("patient-new")), { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, profile: 0, limitSlots: 0, complete: true });
     expect(await visitSnapshot("patient-staying", othersVisitId)).toEqual(others);
   });
 
@@ -733,6 +737,8 @@ describe("GET /me/export", () => {
       requestId: response.headers.get("x-request-id"),
     });
     expect(Number.isNaN(Date.parse(body.exportedAt))).toBe(false);
+    // No profile was ever written for this user: the first page says so.
+    expect(body.profile).toEqual({ included: true, profile: null });
     expect(body.visits.map((visit) => visit.visitId).sort()).toEqual([completed, failed].sort());
     expect(response.text).not.toContain(othersVisitId);
     expect(response.text).not.toContain("patient-other");

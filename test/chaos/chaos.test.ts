@@ -3,8 +3,9 @@
 // runs, concurrent retry clicks, deletions at random moments (also of visits a zombie holds) and new
 // recordings uploaded into failed visits, with several visits per user and the per-user limits on
 // (UPLOAD_QUOTA_PER_DAY and MAX_CONCURRENT_VISITS_PER_USER at their defaults), and AssemblyAI webhook
-// deliveries (duplicated, late, unauthenticated) racing the checkers. (`npm run chaos` runs the
-// large one.)
+// deliveries (duplicated, late, unauthenticated) racing the checkers — with a clinician's note for
+// every visit and, for every other user, the summary also in their preferred language. (`npm run
+// chaos` runs the large one.)
 
 import { describe, expect, it } from "vitest";
 import { runChaos } from "./chaos.js";
@@ -13,7 +14,7 @@ describe("chaos", () => {
   const runs = [
     { seed: 11, summaryContextTokens: 0 },
     // Seed 29 also summarizes every visit in parts (a small context budget), with checkpoints, splits and merges under the same faults.
-    { seed: 29, summaryContextTokens: 1_400 },
+    { seed: 29, summaryContextTokens: 1_650 },
   ];
   it.each(runs)("seed $seed: 40 visits at fault rate 0.25 keep every invariant", async (run) => {
     // A higher delete rate than the large run's, so that 40 visits surely see deletions.
@@ -42,5 +43,8 @@ describe("chaos", () => {
     // came back once Retry-After had passed.
     expect(report.limits?.refusals.too_many_active_visits ?? 0).toBeGreaterThan(0);
     expect(report.limits?.limitRetryClicks).toBeGreaterThan(0);
+    // The translations and notes were paid for under the same storm, and every completed visit has its own.
+    expect(report.companions.notes).toBe(report.byStatus.completed);
+    expect(report.companions.translations).toBeGreaterThan(0);
   }, 300_000);
 });

@@ -63,6 +63,12 @@ export interface ChaosOptions {
   maxRounds?: number;
   /** SUMMARY_CONTEXT_TOKENS for the run (0: the model's default, one request per visit); small ones summarize in parts. */
   summaryContextTokens?: number;
+  /**
+   * What summarization writes beside the summary (default true): a clinician's note for every
+   * visit (SUMMARY_FORMATS=patient,soap), and for every other user a preferred language (French),
+   * so their visits' summaries are also written in it — paid work under the same faults.
+   */
+  companions?: boolean;
 }
 
 export interface Invariant {
@@ -84,6 +90,8 @@ export interface ChaosReport {
   errorCodes: Record<string, number>;
   /** Completed visits whose summary was written in more than one part, and the most parts of one. */
   summariesInParts: { visits: number; maxParts: number };
+  /** Completed visits with their clinician's note and translated summary; what completed without one it asked for. */
+  companions: { notes: number; translations: number; missing: string[] };
   transcriptsLost: number;
   orphanedProviderJobs: number;
   maxSubmitsPerAttempt: number;
@@ -193,6 +201,8 @@ type LeftoverKind =
 type EarlierLeftoverKind = "artifacts" | "pages" | "claims" | "storageObjects" | "liveProviderJobs";
 
 const STEP_SECONDS = 60;
+/** The preferred language of every other user: one no chaos recording is in. */
+const CHAOS_PREFERRED_LANGUAGE = "fr";
 /** Five visits per user: more than MAX_CONCURRENT_VISITS_PER_USER at once, and with re-uploads more than a day's quota. */
 const DEFAULT_VISITS_PER_USER = 5;
 /** The codes a per-user limit ends a visit with; the user retries once the answer's Retry-After has passed. */
@@ -334,6 +344,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           },
     summaryContextTokens: options.summaryContextTokens ?? 0,
     webhooks: options.webhooks ?? true,
+    companions: options.companions ?? true,
   };
   const random = seededRandom(settings.seed);
   const progress = options.onProgress ?? (() => {});
@@ -362,6 +373,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           }
         : {}),
       SUMMARY_CONTEXT_TOKENS: String(settings.summaryContextTokens),
+      ...(settings.companions ? { SUMMARY_FORMATS: "patient,soap" } : {}),
     },
   });
 
@@ -452,6 +464,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     deletionStartedMs: null,
   }));
   const recordingsByMarker = new Map<string, { visit: ChaosVisit; recording: Recording }>();
+  // Every other user has set a preferred language the recordings are not in (what the app writes).
+  const preferredLanguages = new Map<string, string>();
+  if (settings.companions) {
+    for (const uid of new Set(visits.map((visit) => visit.uid))) {
+      if (Number(uid.slice(uid.lastIndexOf("-") + 1)) % 2 === 0) preferredLanguages.set(uid, CHAOS_PREFERRED_LANGUAGE);
+    }
+    await Promise.all([...preferredLanguages].map(([uid, preferredLanguage]) => db().doc(`users/${uid}`).set({ preferredLanguage })));
+  }
   let badFirstRecordings = 0;
   /** A new recording of the visit, with a transcript at the fake AssemblyAI that names it. */
   const addRecording = (visit: ChaosVisit, bad: boolean): Recording => {
@@ -794,6 +814,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     webhookOutcomes: countBy(events.filter((e) => e.event === "webhook_handled").map((e) => String(e.outcome))),
     virtualNow: new Date(virtualNowMs()),
     limits: settings.limits ? { ...settings.limits, ...limitCounts, runStartedMs } : null,
+    preferredLanguages,
   });
   installRuntimeHooks({ clock: undefined, failpoint: undefined, onLog: undefined });
   await webhooks?.close();
@@ -902,6 +923,8 @@ interface MeasureContext {
   openAiCallsByVisit: Map<string, number>;
   webhookOutcomes: Record<string, number>;
   virtualNow: Date;
+  /** The users who set a preferred language, and which. */
+  preferredLanguages: Map<string, string>;
   limits: {
     uploadQuotaPerDay: number;
     maxConcurrentVisitsPerUser: number;
@@ -994,6 +1017,7 @@ async function measure(
   const earlierLeftovers = earlierFound.counts;
   const earlierLeftoverTotal = Object.values(earlierLeftovers).reduce((a, b) => a + b, 0);
   const summarySources = checkSummarySources(runtime, states, artifacts, jobsById, recordingsByMarker);
+  const companions = await checkCompanions(states, context.settings.companions, context.preferredLanguages);
   const recordingOf = (visit: Visit) =>
     [...recordingsByMarker.values()].find(
       (entry) => entry.visit.visitId === visit.id && entry.recording.generation === visit.audio?.generation,
@@ -1058,6 +1082,18 @@ async function measure(
       ok: earlierLeftoverTotal === 0,
       detail: `${formatLeftovers(earlierLeftovers)} over ${visitsOnLaterRecording} visits on a later recording (${context.reuploads.accepted} re-uploads accepted)`,
     },
+    ...(context.settings.companions
+      ? [
+          {
+            name: "every completed visit has the clinician's note and the translated summary it asked for",
+            ok: companions.missing.length === 0,
+            detail:
+              companions.missing.length === 0
+                ? `${companions.notes} notes, ${companions.translations} translations (${CHAOS_PREFERRED_LANGUAGE}) over ${byStatus.completed ?? 0} completed visits`
+                : companions.missing.slice(0, 5).join("; "),
+          },
+        ]
+      : []),
     ...(limits ? limitInvariants(limits) : []),
     ...(context.settings.webhooks
       ? [
@@ -1083,6 +1119,7 @@ async function measure(
       visits: states.filter((visit) => visit.status === "completed" && (visit.summaryParts ?? 0) > 1).length,
       maxParts: Math.max(0, ...states.map((visit) => visit.summaryParts ?? 0)),
     },
+    companions,
     transcriptsLost,
     orphanedProviderJobs,
     maxSubmitsPerAttempt,
@@ -1413,6 +1450,35 @@ const STATUS_RANK: Record<VisitStatus, number> = {
   failed: 3,
 };
 
+/**
+ * A completed visit has everything it asked for: with companions on, its clinician's note, and —
+ * for a user with a preferred language its summary is not in — the summary in that language; each
+ * marked saved on the visit and stored as an artifact of the visit's current recording (a translation
+ * in the right language). A visit that asked for nothing has no mark.
+ */
+async function checkCompanions(states: Visit[], on: boolean, preferredLanguages: Map<string, string>): Promise<ChaosReport["companions"]> {
+  const result: ChaosReport["companions"] = { notes: 0, translations: 0, missing: [] };
+  if (!on) return result;
+  for (const visit of states.filter((v) => v.status === "completed")) {
+    const generation = visit.audio?.generation;
+    const [note, translation] = await Promise.all(
+      ["clinician-note", "summary-translation"].map(async (id) => (await db().doc(`visits/${visit.id}/artifacts/${id}`).get()).data()),
+    );
+    if (visit.clinicianNote?.state === "saved" && note?.generation === generation) result.notes++;
+    else result.missing.push(`${visit.id}: no clinician's note`);
+    const preferred = preferredLanguages.get(visit.userId);
+    const wanted = preferred !== undefined && preferred !== visit.summary?.language ? preferred : null;
+    if (wanted === null) {
+      if (visit.summaryTranslation !== null) result.missing.push(`${visit.id}: a translation nobody asked for`);
+    } else if (visit.summaryTranslation?.state === "saved" && visit.summaryTranslation.language === wanted && translation?.generation === generation && translation?.language === wanted) {
+      result.translations++;
+    } else {
+      result.missing.push(`${visit.id}: no summary in ${wanted}`);
+    }
+  }
+  return result;
+}
+
 /** Items per visit beyond what its summary lists, plus items for visits without a summary. */
 /**
  * The cost on each visit against its claims: equal to the sum of its cost ledger (nothing counted
@@ -1446,7 +1512,8 @@ async function countDuplicateActionItems(states: Visit[]): Promise<number> {
   let duplicates = 0;
   for (const visit of states) {
     const items = perVisit.get(visit.id) ?? [];
-    const expected = visit.status === "completed" ? (visit.summary?.actionItems.length ?? 0) : 0;
+    // A partial visit whose translation or note failed keeps its summary and action items.
+    const expected = visit.summary?.actionItems.length ?? 0;
     const descriptions = items.map((doc) => String(doc.get("description")));
     duplicates += Math.max(0, items.length - expected) + (descriptions.length - new Set(descriptions.map((d, i) => `${i}:${d}`)).size);
   }
@@ -1467,7 +1534,10 @@ function backwardsMoves(visit: Visit): number {
   return moves;
 }
 
-/** OpenAI requests per visit: each summarization attempt makes one, plus one per in-call retry. */
+/**
+ * OpenAI work per visit, as the logs tell it: one per summarization attempt (which may send several
+ * requests: parts, a note, a translation) plus one per in-call retry.
+ */
 function countOpenAiCalls(events: { event: string; visitId: unknown; provider: unknown }[]): Map<string, number> {
   const calls = new Map<string, number>();
   for (const e of events) {

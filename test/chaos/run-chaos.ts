@@ -1,5 +1,6 @@
 // `npm run chaos -- --visits 200 --fault-rate 0.25 [--seed 7] [--delete-rate 0.12] [--visits-per-user 5]
-// [--limits on|off] [--upload-quota <n>] [--max-active <n>] [--no-webhooks] [--json]`: runs the chaos
+// [--limits on|off] [--upload-quota <n>] [--max-active <n>] [--no-webhooks] [--no-companions]
+// [--summary-context-tokens <n>] [--json]`: runs the chaos
 // suite and prints its figures and invariants. Exit code 0 only if every invariant holds.
 
 import { parseArgs } from "node:util";
@@ -20,6 +21,8 @@ async function main(): Promise<number> {
       "max-active": { type: "string" },
       json: { type: "boolean", default: false },
       "no-webhooks": { type: "boolean", default: false },
+      "no-companions": { type: "boolean", default: false },
+      "summary-context-tokens": { type: "string", default: "0" },
     },
   });
   const visits = Number(values.visits);
@@ -40,10 +43,11 @@ async function main(): Promise<number> {
     visitsPerUser < 1 ||
     (values.limits !== "on" && values.limits !== "off") ||
     !positive(uploadQuotaPerDay) ||
-    !positive(maxConcurrentVisitsPerUser)
+    !positive(maxConcurrentVisitsPerUser) ||
+    !Number.isInteger(Number(values["summary-context-tokens"]))
   ) {
     console.error(
-      "usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--visits-per-user <n ≥ 1>] [--limits on|off] [--upload-quota <n ≥ 1>] [--max-active <n ≥ 1>] [--no-webhooks] [--json]",
+      "usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--visits-per-user <n ≥ 1>] [--limits on|off] [--upload-quota <n ≥ 1>] [--max-active <n ≥ 1>] [--no-webhooks] [--no-companions] [--summary-context-tokens <n>] [--json]",
     );
     return 2;
   }
@@ -65,6 +69,8 @@ async function main(): Promise<number> {
               ...(maxConcurrentVisitsPerUser === undefined ? {} : { maxConcurrentVisitsPerUser }),
             },
       webhooks: !values["no-webhooks"],
+      companions: !values["no-companions"],
+      summaryContextTokens: Number(values["summary-context-tokens"]),
       onProgress: values.json ? undefined : (line) => capture.print(`${line}\n`),
     });
   } finally {
@@ -87,10 +93,11 @@ function printReport(report: ChaosReport): void {
     `  terminal: ${report.terminal}/${report.existing} existing visits — ${formatCounts(report.byStatus)}; deleted: ${report.deleted}`,
     `  final error codes: ${formatCounts(report.errorCodes) || "none"}`,
     `  summaries in parts: ${report.summariesInParts.visits} visits (at most ${report.summariesInParts.maxParts} parts)`,
+    `  beside the summaries: ${o.companions ? `${report.companions.notes} clinician's notes, ${report.companions.translations} summaries also in the users' preferred language` : "off (--no-companions)"}`,
     `  transcripts lost: ${report.transcriptsLost}; completed provider jobs not used: ${report.orphanedProviderJobs}`,
     `  AssemblyAI jobs: max per (visit, generation, attempt) ${report.maxSubmitsPerAttempt}; per visit max ${report.submitsPerVisit.max}, mean ${report.submitsPerVisit.mean}`,
     `  submits while a completed transcript existed: ${report.submitsWhileTranscriptExisted}`,
-    `  OpenAI calls per visit: max ${report.openAiCallsPerVisit.max}, mean ${report.openAiCallsPerVisit.mean}; summaries written per visit: max ${report.summariesWrittenPerVisit.max}`,
+    `  OpenAI attempts per visit (with in-call retries): max ${report.openAiCallsPerVisit.max}, mean ${report.openAiCallsPerVisit.mean}; summaries written per visit: max ${report.summariesWrittenPerVisit.max}`,
     `  duplicate action items: ${report.duplicateActionItems}; backwards status moves: ${report.backwardsStatusMoves}`,
     `  deliveries: ${report.deliveries.uploads} uploads (${report.deliveries.duplicateUploads} duplicates, ${report.deliveries.redelivered} redelivered after throwing), ${report.deliveries.checkerRuns} checker runs (overlapping pairs), ${report.deliveries.retryClicks} retry clicks (${report.deliveries.retriesAccepted} accepted)`,
     `  deletions: ${d.visitsDeleted} visits deleted by ${d.calls} calls (${d.concurrentPairs} concurrent pairs; answers: ${d.alreadyDeletedAnswers} already deleted, ${d.notFoundAnswers} not found, ${d.errors} errors)`,

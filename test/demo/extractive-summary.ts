@@ -50,8 +50,16 @@ export function extractiveSummary(body: ChatRequestBody): Record<string, unknown
     ...selfCare.map((s) => ({ description: s, owner: "patient", dueDate: null, timing: null })),
     ...(followUpSentence ? [{ description: followUpSentence, owner: "care_team", dueDate: null, timing: followUpTiming }] : []),
   ];
+  // The one who speaks first is taken for the clinician (who opens the visit), the others for the
+  // patient — inferred, as a model would say when no one introduces themselves.
+  const speakers = [...new Set(lines.map((l) => l.speaker))].map((speaker) => ({
+    speaker,
+    role: speaker === clinician ? "clinician" : "patient",
+    certainty: "inferred",
+  }));
   return {
     language,
+    speakers,
     overview: [patientSentences[0], followUpSentence].filter(Boolean).join(" "),
     keyPoints: clinicianSentences.filter((s) => /\d|one|two|three|four|five|treinta|quinientos/i.test(s)).slice(0, 5),
     diagnoses: diagnoses(clinicianSentences),

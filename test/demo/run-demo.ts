@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { db } from "../../functions/src/store/db.js";
 import type { VisitSummary } from "../../functions/src/visit/summary.js";
 import { captureLogs } from "../support/log-capture.js";
+import { responseFormatName } from "../fakes/openai.js";
 import { extractiveSummary } from "./extractive-summary.js";
 import type { CapturedLog } from "../support/log-capture.js";
 import { FIXTURES_DIR, sleep, startLocalRuntime } from "../support/local-runtime.js";
@@ -64,7 +65,8 @@ async function main(): Promise<number> {
     env: { POLL_INITIAL_DELAY_SECONDS: "1", POLL_MAX_DELAY_SECONDS: "2", SUMMARY_WATCHDOG_SECONDS: "120" },
     realProviders: { assemblyai: false, openai: providers.openai === "OpenAI (real service)" },
   });
-  runtime.openai.respondWith(extractiveSummary);
+  // The visit summary reads sensibly from the extractive stand-in; anything else (a note, a translation) the fake answers itself.
+  runtime.openai.respondWith((body) => (responseFormatName(body) === "visit_summary" ? extractiveSummary(body) : undefined));
   try {
     if (!values.json) {
       logs.print(

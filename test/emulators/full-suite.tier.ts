@@ -1,4 +1,4 @@
-// End to end in the full emulator suite (Auth, Functions, Firestore, Storage, Pub/Sub, Cloud Tasks; needs Java 21): the mobile client stub uploads, the storage trigger fires, the checker runs, Cloud Tasks delivers the summarization, and the retry button recovers a failed summary.
+// End to end in the full emulator suite (Auth, Functions, Firestore, Storage, Pub/Sub, Cloud Tasks; needs Java 21): the mobile client stub uploads, the storage trigger fires, the checker runs, Cloud Tasks delivers the summarization, the retry button recovers a failed summary, and the user's preferred language is set (under firestore.rules) and shown.
 
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -206,6 +206,25 @@ describe("a recording uploaded by the app", () => {
     // The refused completion and the one that worked; the transcript was never bought again.
     expect(openai.completionCount()).toBe(2);
     expect(assemblyai.submitCount()).toBe(1);
+  });
+});
+
+describe("the user's preferred language, through the app", () => {
+  it("is refused as a bad code and set as a good one (firestore.rules); the next visit's summary is shown in it, with roles and a switch to the original", async () => {
+    expect(await stub.setPreferredLanguage("Spanish")).toMatchObject({ kind: "error", code: "invalid_language" });
+    expect(await stub.setPreferredLanguage("es")).toMatchObject({ kind: "saved", language: "es" });
+    const visitId = await uploadFixture();
+    const views = await watchUntil(visitId, (view) => view.isTerminal);
+    expect(views.at(-1)).toMatchObject({ status: "completed" });
+
+    const shown = await stub.readVisitContent(visitId);
+    expect(shown.summary?.language).toBe("es");
+    expect(shown.languageSwitch).toEqual({ showing: "preferred", label: "Show the original (English)" });
+    expect(shown.speakers.map((speaker) => speaker.label)).toEqual(["Clinician (likely)", "Patient (likely)"]);
+    expect(shown.transcriptLines[0]?.label).toBe("Clinician (likely)");
+    const original = await stub.readVisitContent(visitId, "original");
+    expect(original.summary?.language).toBe("en");
+    expect(await stub.setPreferredLanguage(null)).toMatchObject({ kind: "saved", language: null });
   });
 });
 

@@ -227,7 +227,10 @@ describe("POST /visits/{visitId}/retry through the Functions and Cloud Tasks emu
     expect(actions.length).toBe(visit.summary!.actionItems.length);
     expect(visit.actionItemCount).toBe(actions.length);
     expect(actions.every((action) => action.userId === owner.uid && action.visitId === visitId && action.done === false)).toBe(true);
-    expect(await readTranscriptArtifact(visitId)).toEqual(transcriptBefore);
+    // The same transcript; the summary now written adds only who each speaker is.
+    const { speakerRoles, ...transcriptAfter } = (await readTranscriptArtifact(visitId)) ?? {};
+    expect(transcriptAfter).toEqual(transcriptBefore);
+    expect(speakerRoles).toEqual(visit.summary?.speakers);
     expect(openai.completionCount()).toBe(1);
     expect(assemblyai.submitCount()).toBe(0);
     expect(assemblyai.requests).toEqual([]);
@@ -458,7 +461,7 @@ describe("DELETE /visits/{visitId}, DELETE /me and GET /me/export through the Fu
       complete: true,
       requestId: answer.headers.get("x-request-id"),
     });
-    expect(Object.keys(answer.body as UserDataDeletedBody)).toEqual(["visits", "removed", "pendingProviderDeletes", "devices", "limitSlots", "complete", "requestId"]);
+    expect(Object.keys(answer.body as UserDataDeletedBody)).toEqual(["visits", "removed", "pendingProviderDeletes", "devices", "profile", "limitSlots", "complete", "requestId"]);
     for (const visitId of ownVisits) expect(await storedOf(owner.uid, visitId)).toEqual(NOTHING_STORED);
     expect(await readVisit(othersVisit)).toEqual(othersBefore);
     expect(storage.objects().map((object) => object.name)).toEqual([`users/${other.uid}/visits/${othersVisit}/visit-en.m4a`]);

@@ -176,10 +176,59 @@ describe("firestore.rules", () => {
     const nobody = firestoreOf(testEnv.unauthenticatedContext());
     await assertFails(nobody.doc(`users/${ALICE}/devices/${"a".repeat(64)}`).get());
     await assertFails(nobody.doc(`users/${ALICE}/devices/${"c".repeat(64)}`).set({ token: "x", updatedAt: serverTimestamp() }));
-    // The user document itself and the checker's record are the functions'.
+    // The user document holds only the preferred language; the checker's record is the functions'.
     await assertFails(alice.doc(`users/${ALICE}`).set({ name: "Alice" }));
     await assertFails(alice.doc("operations/checker").get());
     await assertSucceeds(device.delete());
+  });
+
+  it("lets a user set, change, clear and read their own preferred language, and write nothing else on the profile", async () => {
+    const alice = firestoreOf(testEnv.authenticatedContext(ALICE));
+    const profile = alice.doc(`users/${ALICE}`);
+    await assertSucceeds(profile.set({ preferredLanguage: "es" }));
+    await assertSucceeds(profile.update({ preferredLanguage: "fr" }));
+    await assertSucceeds(profile.get());
+    await assertSucceeds(profile.set({ preferredLanguage: null }));
+    await assertSucceeds(profile.set({}));
+    await assertSucceeds(profile.set({ preferredLanguage: "zu" }));
+    // One field, and only an ISO 639-1 code: nothing changes on a bad value.
+    for (const bad of ["ES", "es-MX", "spa", "zz", "", 42, true, ["es"]]) {
+      await assertFails(profile.set({ preferredLanguage: bad }));
+      await assertFails(profile.update({ preferredLanguage: bad }));
+    }
+    await assertFails(profile.set({ preferredLanguage: "es", name: "Alice" }));
+    await assertFails(profile.update({ plan: "premium" }));
+    await assertFails(profile.delete());
+    await testEnv.withSecurityRulesDisabled(async (context) => {
+      const stored = (await firestoreOf(context).doc(`users/${ALICE}`).get()).data();
+      if (stored?.preferredLanguage !== "zu" || Object.keys(stored).length !== 1) throw new Error(`profile changed: ${JSON.stringify(stored)}`);
+    });
+    // Nobody else reads, lists or writes it.
+    const bob = firestoreOf(testEnv.authenticatedContext(BOB));
+    await assertFails(bob.doc(`users/${ALICE}`).get());
+    await assertFails(bob.doc(`users/${ALICE}`).set({ preferredLanguage: "de" }));
+    await assertFails(bob.collection("users").get());
+    await assertSucceeds(bob.doc(`users/${BOB}`).set({ preferredLanguage: "de" }));
+    const nobody = firestoreOf(testEnv.unauthenticatedContext());
+    await assertFails(nobody.doc(`users/${ALICE}`).get());
+    await assertFails(nobody.doc(`users/${ALICE}`).set({ preferredLanguage: "de" }));
+    await assertFails(alice.collection("users").where("preferredLanguage", "==", "zu").get());
+  });
+
+  it("lets the owner read the clinician's note and the translated summary, and nobody write them", async () => {
+    await testEnv.withSecurityRulesDisabled(async (context) => {
+      const db = firestoreOf(context);
+      await db.doc(`visits/${VISIT}/artifacts/clinician-note`).set({ kind: "clinician_note", format: "soap", note: { plan: ["…"] } });
+      await db.doc(`visits/${VISIT}/artifacts/summary-translation`).set({ kind: "summary_translation", language: "es", summary: { overview: "…" } });
+    });
+    const alice = firestoreOf(testEnv.authenticatedContext(ALICE));
+    const bob = firestoreOf(testEnv.authenticatedContext(BOB));
+    for (const id of ["clinician-note", "summary-translation"]) {
+      await assertSucceeds(alice.doc(`visits/${VISIT}/artifacts/${id}`).get());
+      await assertFails(alice.doc(`visits/${VISIT}/artifacts/${id}`).set({ forged: true }));
+      await assertFails(alice.doc(`visits/${VISIT}/artifacts/${id}`).delete());
+      await assertFails(bob.doc(`visits/${VISIT}/artifacts/${id}`).get());
+    }
   });
 
   it("denies other users and signed-out callers", async () => {

@@ -449,6 +449,44 @@ describe("FakeOpenAI", () => {
       expect(await contentOf()).toHaveProperty("chiefComplaint");
     });
 
+    it("names the transcript's speakers in a visit summary that asks for them: the opener inferred clinician, the next patient, others unknown", async () => {
+      const withSpeakers = { ...summarySchema, properties: { ...summarySchema.properties, speakers: { type: "array", items: { type: "object" } } } };
+      const lines = ["[00:00] Speaker A: Good morning.", "[00:02] Speaker B: Hello, doctor.", "[00:04] Speaker A: How are you?", "[00:06] Speaker C: I am his son."].join("\n");
+      const body = chatBody(lines, { response_format: { type: "json_schema", json_schema: { name: "visit_summary", strict: true, schema: withSpeakers } } });
+      expect(JSON.parse(String(messageOf(await chat(body))["content"]))).toMatchObject({
+        speakers: [
+          { speaker: "A", role: "clinician", certainty: "inferred" },
+          { speaker: "B", role: "patient", certainty: "inferred" },
+          { speaker: "C", role: "unknown", certainty: null },
+        ],
+      });
+    });
+
+    it("answers a summary translation with the summary it carries, item for item, its texts marked with the target language", async () => {
+      const summary = { language: "en", speakers: [{ speaker: "A", role: "clinician", certainty: "stated" }], overview: "Cough.", keyPoints: ["One", "Two"], actionItems: [{ description: "Rest", owner: "patient", dueDate: "2026-01-02", timing: null }], followUp: null };
+      const body = {
+        model: "gpt-4o-mini",
+        messages: [
+          { role: "system", content: "Translate into language code: de" },
+          { role: "user", content: `Translate into language code: de\n\nSummary:\n${JSON.stringify(summary)}` },
+        ],
+        response_format: { type: "json_schema", json_schema: { name: "summary_translation", strict: true, schema: summarySchema } },
+      };
+      expect(JSON.parse(String(messageOf(await chat(body))["content"]))).toEqual({
+        ...summary,
+        language: "de",
+        overview: "[de] Cough.",
+        keyPoints: ["[de] One", "[de] Two"],
+        actionItems: [{ description: "[de] Rest", owner: "patient", dueDate: "2026-01-02", timing: null }],
+      });
+    });
+
+    it("answers as it would when respondWith() returns undefined for a request", async () => {
+      fake.respondWith((body) => (body.model === "other-model" ? { overridden: true } : undefined));
+      expect(JSON.parse(String(messageOf(await chat(chatBody(transcript)))["content"]))).toHaveProperty("chiefComplaint");
+      expect(JSON.parse(String(messageOf(await chat(chatBody(transcript, { model: "other-model" })))["content"]))).toEqual({ overridden: true });
+    });
+
     it("records requests and counts only accepted completions", async () => {
       await chat(chatBody(transcript));
       await chat({ model: "gpt-4o-mini" });

@@ -1,4 +1,6 @@
-// Fake OpenAI Chat Completions API on loopback: answers json_schema requests with deterministic, conforming content.
+// Fake OpenAI Chat Completions API on loopback: answers json_schema requests with deterministic, conforming content
+// (for the pipeline's own formats a little more: a visit summary names the transcript's speakers, a
+// summary translation keeps the summary's structure item for item, as a real model is asked to).
 import { randomBytes, randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -106,7 +108,10 @@ export class FakeOpenAI {
     return this.usage;
   }
 
-  /** Replaces the generated content: the assistant message becomes JSON.stringify(fn(body)). */
+  /**
+   * Replaces the generated content: the assistant message becomes JSON.stringify(fn(body)); when
+   * fn returns undefined, the fake answers that request as it would without it.
+   */
   respondWith(fn: ((body: ChatRequestBody) => unknown) | null): void {
     this.override = fn;
   }
@@ -222,10 +227,17 @@ export class FakeOpenAI {
   }
 
   private contentFor(request: ChatRequestBody): string {
-    if (this.override !== null) return JSON.stringify(this.override(request));
+    const overridden: unknown = this.override?.(request);
+    if (overridden !== undefined) return JSON.stringify(overridden);
     const prompt = promptOf(request.messages);
     const schema = jsonSchemaOf(request.response_format);
-    if (schema !== undefined) return JSON.stringify(generateSchemaInstance(schema, prompt));
+    const format = responseFormatName(request);
+    if (format === "summary_translation") return JSON.stringify(translatedSummary(prompt));
+    if (schema !== undefined) {
+      const instance = generateSchemaInstance(schema, prompt);
+      if (format === "visit_summary" && isRecord(instance) && "speakers" in instance) instance["speakers"] = speakersOf(prompt.lastUserText);
+      return JSON.stringify(instance);
+    }
     if (request.response_format?.type === "json_object") return JSON.stringify({ summary: sentencesOf(prompt.lastUserText)[0] ?? "" });
     return `Summary: ${sentencesOf(prompt.lastUserText).slice(0, 2).join(" ")}`.slice(0, MAX_STRING_CHARS);
   }
@@ -241,6 +253,46 @@ function isChatRequestBody(body: unknown): body is ChatRequestBody {
     (body["response_format"] === undefined || isRecord(body["response_format"]))
   );
 }
+
+/** The name of the json_schema the request asks for (`visit_summary`, `clinician_note`, `summary_translation`), or null. */
+export function responseFormatName(body: ChatRequestBody): string | null {
+  return body.response_format?.type === "json_schema" ? body.response_format.json_schema.name : null;
+}
+
+/**
+ * The transcript's speaker labels (`[mm:ss] Speaker A: …` lines) with roles, as a model asked not
+ * to guess might answer when nobody introduces themselves: the first to speak (who opens the
+ * visit) inferred to be the clinician, the second the patient, anyone else unknown.
+ */
+function speakersOf(transcript: string): JsonObject[] {
+  const labels = [...new Set([...transcript.matchAll(/^\[\d+:\d\d\] Speaker (\S+): /gm)].map((match) => match[1] ?? ""))];
+  const roles = ["clinician", "patient"];
+  return labels.map((speaker, index) => {
+    const role = roles[index];
+    return role ? { speaker, role, certainty: "inferred" } : { speaker, role: "unknown", certainty: null };
+  });
+}
+
+/**
+ * A summary translation: the summary the prompt carries (after "Summary:"), every text marked with
+ * the target language (`[es] …`) as this fake's stand-in for translating it, every list the same
+ * length, every value that is not free text unchanged.
+ */
+function translatedSummary(prompt: PromptFacts): unknown {
+  const source = prompt.lastUserText.slice(prompt.lastUserText.indexOf("Summary:") + "Summary:".length).trim();
+  const summary: unknown = JSON.parse(source);
+  const mark = (value: unknown, key: string | null): unknown => {
+    if (typeof value === "string") return TEXT_FIELDS.has(key ?? "") ? `[${prompt.language}] ${value}` : value;
+    if (Array.isArray(value)) return value.map((item) => mark(item, key));
+    if (isRecord(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === "speakers" ? v : mark(v, k)]));
+    return value;
+  };
+  const translated = mark(summary, null);
+  return isRecord(translated) ? { ...translated, language: prompt.language } : translated;
+}
+
+/** The summary fields that are free text (everything else is a code, an enum or a date). */
+const TEXT_FIELDS = new Set(["overview", "keyPoints", "name", "dose", "instructions", "timing", "description", "reason", "warningSigns"]);
 
 function jsonSchemaOf(format: ChatResponseFormat | undefined): JsonObject | undefined {
   if (format?.type !== "json_schema") return undefined;

@@ -102,6 +102,7 @@ function partAnswer(body: ChatRequestBody) {
   const first = markers[0] ?? -1;
   return {
     language: "en",
+    speakers: [],
     overview: `Turns ${first} to ${markers.at(-1) ?? -1}.`,
     keyPoints: [`Discussed from turn ${first}`],
     diagnoses: [{ name: "Stable angina", certainty: "suspected" }],

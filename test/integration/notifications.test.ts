@@ -11,12 +11,13 @@ import { installRuntimeHooks } from "../../functions/src/runtime-hooks.js";
 import type { LoggedEvent } from "../../functions/src/runtime-hooks.js";
 import { deleteUserData } from "../../functions/src/stages/delete-visit.js";
 import { exportUserData } from "../../functions/src/stages/export-user-data.js";
-import { OUTCOME_MESSAGES, announceOutcome } from "../../functions/src/stages/notify-outcome.js";
+import { OUTCOME_MESSAGES, PARTIAL_WITH_SUMMARY_MESSAGE, announceOutcome } from "../../functions/src/stages/notify-outcome.js";
 import { retryVisit } from "../../functions/src/stages/retry-visit.js";
 import { db } from "../../functions/src/store/db.js";
 import { startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
 import { newVisitId, readVisit } from "../support/visits.js";
+import { responseFormatName } from "../fakes/openai.js";
 
 let runtime: LocalRuntime;
 let events: LoggedEvent[] = [];
@@ -167,6 +168,21 @@ describe("partial and failed outcomes, and rounds", () => {
     await settle([visitId]);
     expect((await readVisit(visitId)).status).toBe("completed");
     expect(runtime.fcm.sent.map((push) => push.data?.status)).toEqual(["partial", "completed"]);
+  });
+
+  it("a visit that ends partial with its summary kept (its translation failed) says the summary is ready", async () => {
+    await runtime.setEnv({ SUMMARY_MAX_ATTEMPTS: "1" });
+    await registerDevice("user-partial-summary", "token-partial-summary");
+    await db().doc("users/user-partial-summary").set({ preferredLanguage: "fr" });
+    runtime.openai.respondWith((body) => (responseFormatName(body) === "summary_translation" ? { unexpected: true } : undefined));
+    const visitId = newVisitId("notify");
+    await runtime.upload({ uid: "user-partial-summary", visitId });
+    await settle([visitId]);
+    const visit = await readVisit(visitId);
+    expect(visit.status).toBe("partial");
+    expect(visit.summary).not.toBeNull();
+    expect(runtime.fcm.sent.map((push) => push.data)).toEqual([{ visitId, status: "partial" }]);
+    expect(runtime.fcm.sent[0]?.notification).toEqual(PARTIAL_WITH_SUMMARY_MESSAGE);
   });
 
   it("a rejected upload and a failed transcription are announced as failed", async () => {

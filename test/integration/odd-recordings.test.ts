@@ -7,6 +7,7 @@ import { loadTranscript, paginate } from "../../functions/src/store/transcripts.
 import { startLocalRuntime } from "../support/local-runtime.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
 import { newVisitId, readActionItems, readTranscriptArtifact, readVisit } from "../support/visits.js";
+import { visitSummary } from "../support/summaries.js";
 
 let runtime: LocalRuntime;
 
@@ -114,17 +115,7 @@ describe("a Spanish visit", () => {
     runtime.openai.respondWith((body) => {
       calls += 1;
       const prompt = body.messages.map((m) => (typeof m.content === "string" ? m.content : "")).join("\n");
-      return {
-        language: calls === 1 ? "en" : "es",
-        overview: prompt.includes("tos") ? "Tos y fiebre." : "?",
-        keyPoints: [],
-        diagnoses: [],
-        medications: [],
-        testsOrdered: [],
-        actionItems: [],
-        followUp: null,
-        warningSigns: [],
-      };
+      return visitSummary({ language: calls === 1 ? "en" : "es", overview: prompt.includes("tos") ? "Tos y fiebre." : "?" });
     });
     await runtime.upload({ uid: "user-1", visitId, fileName: "visit-es.m4a" });
     await runtime.runUntilSettled([visitId]);

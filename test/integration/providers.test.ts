@@ -10,7 +10,7 @@ import { codeForTranscriptError, createAssemblyAi } from "../../functions/src/pr
 import { audioUrlHash } from "../../functions/src/providers/ports.js";
 import type { SpeechToText, Summarizer } from "../../functions/src/providers/ports.js";
 import { codeForHttpStatus, parseRetryAfter } from "../../functions/src/providers/http-errors.js";
-import { RESPONSE_FORMAT, createOpenAi } from "../../functions/src/providers/openai.js";
+import { RESPONSE_FORMATS, createOpenAi } from "../../functions/src/providers/openai.js";
 import { retryPolicy, withRetries } from "../../functions/src/providers/retry.js";
 import { ERROR_CODES, PipelineError } from "../../functions/src/visit/errors.js";
 import type { ErrorCode } from "../../functions/src/visit/errors.js";
@@ -185,18 +185,23 @@ describe("codeForTranscriptError", () => {
 });
 
 describe("OpenAI response format", () => {
-  it("is the strict JSON schema zodResponseFormat generates from VisitSummarySchema, with an object root", () => {
-    expect(RESPONSE_FORMAT.type).toBe("json_schema");
-    expect(RESPONSE_FORMAT.json_schema.name).toBe("visit_summary");
-    expect(RESPONSE_FORMAT.json_schema.strict).toBe(true);
-    expect(RESPONSE_FORMAT.json_schema.schema?.["type"]).toBe("object");
-    expect(RESPONSE_FORMAT.json_schema.schema?.["additionalProperties"]).toBe(false);
+  it.each([
+    ["summary", "visit_summary"],
+    ["clinicianNote", "clinician_note"],
+    ["translation", "summary_translation"],
+  ] as const)("%s: the strict JSON schema zodResponseFormat generates, named %s, with an object root", (format, name) => {
+    const { parseable } = RESPONSE_FORMATS[format];
+    expect(parseable.type).toBe("json_schema");
+    expect(parseable.json_schema.name).toBe(name);
+    expect(parseable.json_schema.strict).toBe(true);
+    expect(parseable.json_schema.schema?.["type"]).toBe("object");
+    expect(parseable.json_schema.schema?.["additionalProperties"]).toBe(false);
   });
 
   it("parses content with VisitSummarySchema: a mismatch is summary_invalid naming where, not what", () => {
     let thrown: unknown;
     try {
-      RESPONSE_FORMAT.$parseRaw(JSON.stringify({ overview: "Patient reports chest pain" }));
+      RESPONSE_FORMATS.summary.parseable.$parseRaw(JSON.stringify({ overview: "Patient reports chest pain" }));
     } catch (error) {
       thrown = error;
     }

@@ -160,6 +160,8 @@ describe("ops show", () => {
       visitId,
       status: "completed",
       hasSummary: true,
+      summaryTranslation: null,
+      clinicianNote: null,
       attempts: { transcription: 1, summarization: 1 },
       recording: { contentType: "audio/mp4", generation: visit.audio?.generation },
       // One AssemblyAI job and one OpenAI call, as the pipeline accounted them.

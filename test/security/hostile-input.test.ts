@@ -25,6 +25,7 @@ import type { LocalRuntime } from "../support/local-runtime.js";
 import { countDocuments, newVisitId, readTranscriptArtifact, readVisit, visitExists } from "../support/visits.js";
 import { htmlPage, startHostileServer } from "./hostile-server.js";
 import type { HostileServer } from "./hostile-server.js";
+import { visitSummary } from "../support/summaries.js";
 
 interface ApiResponse {
   status: number;
@@ -445,17 +446,7 @@ describe("provider answers", () => {
   const speech = () => createAssemblyAi({ apiKey: "k", baseUrl: hostile.origin, timeoutMs: 5_000, speechModels: ["universal-2"], transcription: NO_TRANSCRIPTION_OPTIONS });
   const summarizer = () => createOpenAi({ apiKey: "k", baseUrl: `${hostile.origin}/v1`, model: "gpt-4.1-mini", timeoutMs: 5_000 });
   const json = (value: unknown, status = 200) => ({ status, headers: { "content-type": "application/json" }, body: JSON.stringify(value) });
-  const summary = {
-    language: "en",
-    overview: "The patient came in with a cough.",
-    keyPoints: ["Cough for a week"],
-    diagnoses: [],
-    medications: [],
-    testsOrdered: [],
-    actionItems: [],
-    followUp: null,
-    warningSigns: [],
-  };
+  const summary = visitSummary({ overview: "The patient came in with a cough.", keyPoints: ["Cough for a week"] });
   const completion = (content: string, extra: Record<string, unknown> = {}) => ({
     id: "chatcmpl-hostile",
     object: "chat.completion",

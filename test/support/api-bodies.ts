@@ -40,6 +40,8 @@ export interface UserDataDeletedBody {
   pendingProviderDeletes: number;
   /** Push registrations (`users/{uid}/devices`) removed. */
   devices: number;
+  /** The profile (`users/{uid}`) removed: 1 or 0. */
+  profile: number;
   /** Upload-limit slots (`uploadSlots`, `activeSlots`) removed. */
   limitSlots: number;
   complete: boolean;
@@ -63,12 +65,14 @@ export interface ExportedVisitBody {
     downloadUrlExpiresInSeconds: number | null;
   } | null;
   transcriptInfo: Record<string, unknown> | null;
-  transcript: { languageCode: string | null; text: string; utterances: { speaker: string | null; text: string }[] } | null;
-  summary: { overview: string; actionItems: unknown[] } | null;
+  transcript: { languageCode: string | null; text: string; utterances: { speaker: string | null; text: string }[]; speakerRoles: unknown[] | null } | null;
+  summary: { overview: string; actionItems: unknown[]; speakers: unknown[] } | null;
   summaryModel: string | null;
   summaryModels: string[];
   summaryParts: number | null;
-  unmergedSummaryParts: { generation: string; from: number; to: number; model: string | null; summary: unknown }[];
+  summaryTranslation: { language: string; model: string; summary: unknown } | null;
+  clinicianNote: { format: string; model: string; parts: number; note: unknown } | null;
+  unmergedSummaryParts: { document: string; generation: string; from: number; to: number; model: string | null; summary: unknown; note: unknown }[];
   actionItems: Record<string, unknown>[];
 }
 
@@ -80,5 +84,7 @@ export interface ExportBody {
   visits: ExportedVisitBody[];
   complete: boolean;
   resumeAfter: string | null;
+  /** The caller's profile, in a first export. */
+  profile: { included: true; profile: { preferredLanguage: string | null } | null } | { included: false; reason: string };
   requestId: string;
 }

@@ -81,6 +81,18 @@ describe("loadConfig", () => {
     }
   });
 
+  it("reads SUMMARY_FORMATS: the patient summary always, a clinician's SOAP note with soap; anything else is config_invalid", () => {
+    expect(loadConfig({}).clinicianNote).toBe(false);
+    expect(loadConfig({ SUMMARY_FORMATS: "patient,soap" }).clinicianNote).toBe(true);
+    expect(loadConfig({ SUMMARY_FORMATS: "soap, patient" }).clinicianNote).toBe(true);
+    expect(loadConfig({ SUMMARY_FORMATS: "patient" }).clinicianNote).toBe(false);
+    for (const value of ["soap", "patient,soap,soap", "patient,dap", "patient,", "PATIENT", "patient;soap"]) {
+      expect(() => loadConfig({ SUMMARY_FORMATS: value }), value).toThrow(
+        expect.objectContaining({ code: "config_invalid", detail: expect.stringContaining("SUMMARY_FORMATS") }),
+      );
+    }
+  });
+
   it("takes provider URLs over https only, except to this machine or under the Firebase emulators", () => {
     const problem = (env: Record<string, string>) => {
       try {

@@ -2,23 +2,15 @@
 // later parts winning where the visit moves on, and bounds that are reported.
 
 import { describe, expect, it } from "vitest";
-import { MERGED_LIST_LIMIT, dedupKey, mergeSummaries } from "../../functions/src/visit/summary-merge.js";
-import type { VisitSummary } from "../../functions/src/visit/summary.js";
+import type { ClinicianNote } from "../../functions/src/visit/clinician-note.js";
+import { MERGED_LIST_LIMIT, dedupKey, mergeClinicianNotes, mergeSpeakerRoles, mergeSummaries } from "../../functions/src/visit/summary-merge.js";
+import type { SpeakerRole, VisitSummary } from "../../functions/src/visit/summary.js";
+import { visitSummary } from "../support/summaries.js";
 
-function part(overrides: Partial<VisitSummary>): VisitSummary {
-  return {
-    language: "en",
-    overview: "",
-    keyPoints: [],
-    diagnoses: [],
-    medications: [],
-    testsOrdered: [],
-    actionItems: [],
-    followUp: null,
-    warningSigns: [],
-    ...overrides,
-  };
-}
+const EN = { languageCode: "en", speakerLabels: [] };
+const UNKNOWN_LANGUAGE = { languageCode: null, speakerLabels: [] };
+
+const part = (overrides: Partial<VisitSummary>): VisitSummary => visitSummary(overrides);
 
 const item = (description: string, owner: "patient" | "clinician" | "care_team" = "patient", timing: string | null = null) => ({
   description,
@@ -43,7 +35,7 @@ describe("dedupKey", () => {
 describe("mergeSummaries", () => {
   it("returns a single part unchanged", () => {
     const only = part({ overview: "One.", actionItems: [item("Rest")] });
-    expect(mergeSummaries([only], "en")).toEqual({ summary: only, clipped: 0 });
+    expect(mergeSummaries([only], EN)).toEqual({ summary: only, clipped: 0 });
   });
 
   it("keeps one of each duplicate action item, at its first position, filling timing from a later mention", () => {
@@ -53,7 +45,7 @@ describe("mergeSummaries", () => {
         part({ actionItems: [item("book a follow up appointment", "patient", "within two weeks"), item("Send the referral", "clinician")] }),
         part({ actionItems: [item("BOOK A FOLLOW-UP APPOINTMENT"), item("Send the referral", "clinician")] }),
       ],
-      "en",
+      EN,
     ).summary;
     expect(merged.actionItems.map((a) => a.description)).toEqual(["Book a follow-up appointment.", "Start the walking plan", "Send the referral"]);
     expect(merged.actionItems[0]?.timing).toBe("within two weeks");
@@ -62,7 +54,7 @@ describe("mergeSummaries", () => {
   });
 
   it("keeps the same task for different owners apart", () => {
-    const merged = mergeSummaries([part({ actionItems: [item("Call the lab", "patient")] }), part({ actionItems: [item("Call the lab", "clinician")] })], "en").summary;
+    const merged = mergeSummaries([part({ actionItems: [item("Call the lab", "patient")] }), part({ actionItems: [item("Call the lab", "clinician")] })], EN).summary;
     expect(merged.actionItems).toHaveLength(2);
   });
 
@@ -72,7 +64,7 @@ describe("mergeSummaries", () => {
         part({ medications: [{ name: "Lisinopril", dose: "10 mg daily", change: "started", instructions: "in the morning" }, { name: "Aspirin", dose: null, change: "continued", instructions: null }] }),
         part({ medications: [{ name: "lisinopril", dose: "20 mg daily", change: "changed", instructions: null }] }),
       ],
-      "en",
+      EN,
     ).summary;
     expect(merged.medications).toEqual([
       { name: "Lisinopril", dose: "20 mg daily", change: "changed", instructions: "in the morning" },
@@ -83,7 +75,7 @@ describe("mergeSummaries", () => {
   it("merges diagnoses by name, the last certainty winning", () => {
     const merged = mergeSummaries(
       [part({ diagnoses: [{ name: "Angina", certainty: "suspected" }] }), part({ diagnoses: [{ name: "angina", certainty: "confirmed" }, { name: "Anemia", certainty: "ruled_out" }] })],
-      "en",
+      EN,
     ).summary;
     expect(merged.diagnoses).toEqual([
       { name: "Angina", certainty: "confirmed" },
@@ -98,7 +90,7 @@ describe("mergeSummaries", () => {
         part({ overview: "Second hour.", keyPoints: ["chest pain on stairs", "Bloods ordered"], testsOrdered: [{ name: "ecg", timing: "today" }], warningSigns: ["pain at rest"], followUp: null }),
         part({ overview: "Third hour.", followUp: { timing: "in two weeks", reason: "results" } }),
       ],
-      "en",
+      EN,
     ).summary;
     expect(merged.overview).toBe("First hour.\n\nSecond hour.\n\nThird hour.");
     expect(merged.keyPoints).toEqual(["Chest pain on stairs", "Bloods ordered"]);
@@ -109,15 +101,105 @@ describe("mergeSummaries", () => {
 
   it("is deterministic and uses the visit's language, else the parts' most common one", () => {
     const parts = [part({ language: "es", keyPoints: ["a"] }), part({ language: "en", keyPoints: ["b"] }), part({ language: "es", keyPoints: ["a"] })];
-    expect(mergeSummaries(parts, null)).toEqual(mergeSummaries(parts, null));
-    expect(mergeSummaries(parts, null).summary.language).toBe("es");
-    expect(mergeSummaries(parts, "en").summary.language).toBe("en");
+    expect(mergeSummaries(parts, UNKNOWN_LANGUAGE)).toEqual(mergeSummaries(parts, UNKNOWN_LANGUAGE));
+    expect(mergeSummaries(parts, UNKNOWN_LANGUAGE).summary.language).toBe("es");
+    expect(mergeSummaries(parts, EN).summary.language).toBe("en");
   });
 
   it("bounds the merged lists and reports what it left out", () => {
     const many = (offset: number) => part({ keyPoints: Array.from({ length: 60 }, (_, i) => `point ${offset + i}`) });
-    const merged = mergeSummaries([many(0), many(60)], "en");
+    const merged = mergeSummaries([many(0), many(60)], EN);
     expect(merged.summary.keyPoints).toHaveLength(MERGED_LIST_LIMIT);
     expect(merged.clipped).toBe(120 - MERGED_LIST_LIMIT);
+  });
+});
+
+describe("mergeSpeakerRoles", () => {
+  const role = (speaker: string, r: SpeakerRole["role"], certainty: SpeakerRole["certainty"] = "inferred"): SpeakerRole => ({
+    speaker,
+    role: r,
+    certainty: r === "unknown" ? null : certainty,
+  });
+  const unknown = (speaker: string): SpeakerRole => ({ speaker, role: "unknown", certainty: null });
+
+  it("names exactly the transcript's labels, in their order: a label no part names is unknown, one the transcript lacks is dropped", () => {
+    expect(mergeSpeakerRoles([[role("B", "patient"), role("Z", "clinician")]], ["A", "B", "C"])).toEqual([unknown("A"), role("B", "patient"), unknown("C")]);
+    expect(mergeSpeakerRoles([], ["A"])).toEqual([unknown("A")]);
+    expect(mergeSpeakerRoles([[role("A", "clinician")]], [])).toEqual([]);
+  });
+
+  it("takes a role the naming parts agree on, stated when any part stated it", () => {
+    const parts = [[role("A", "clinician")], [unknown("A")], [role("A", "clinician", "stated")], []];
+    expect(mergeSpeakerRoles(parts, ["A"])).toEqual([role("A", "clinician", "stated")]);
+    expect(mergeSpeakerRoles([[role("A", "interpreter")], [role("A", "interpreter")]], ["A"])).toEqual([role("A", "interpreter", "inferred")]);
+  });
+
+  it("lets a stated role outweigh inferred ones, and never resolves a disagreement between equals by guessing", () => {
+    // One part heard the caregiver introduce herself; another only guessed she was the patient.
+    expect(mergeSpeakerRoles([[role("B", "patient")], [role("B", "caregiver", "stated")]], ["B"])).toEqual([role("B", "caregiver", "stated")]);
+    // Two inferences that disagree: unknown.
+    expect(mergeSpeakerRoles([[role("B", "patient")], [role("B", "caregiver")]], ["B"])).toEqual([unknown("B")]);
+    // Two statements that disagree: unknown, whatever the inferences say.
+    expect(mergeSpeakerRoles([[role("B", "patient", "stated")], [role("B", "caregiver", "stated")], [role("B", "patient")]], ["B"])).toEqual([unknown("B")]);
+  });
+
+  it("is deterministic: the order of the parts does not change the result", () => {
+    const parts = [[role("A", "clinician"), role("B", "patient")], [role("A", "clinician", "stated"), role("B", "caregiver")], [unknown("A"), role("C", "other")]];
+    const forwards = mergeSpeakerRoles(parts, ["A", "B", "C"]);
+    expect(mergeSpeakerRoles([...parts].reverse(), ["A", "B", "C"])).toEqual(forwards);
+    expect(forwards).toEqual([role("A", "clinician", "stated"), unknown("B"), role("C", "other")]);
+  });
+
+  it("gives mergeSummaries its speakers, for one part as for several", () => {
+    const one = part({ speakers: [role("A", "clinician"), role("Q", "patient")] });
+    expect(mergeSummaries([one], { languageCode: "en", speakerLabels: ["A", "B"] }).summary.speakers).toEqual([role("A", "clinician"), unknown("B")]);
+    const two = [part({ speakers: [role("A", "clinician")] }), part({ speakers: [role("B", "patient", "stated")] })];
+    expect(mergeSummaries(two, { languageCode: "en", speakerLabels: ["A", "B"] }).summary.speakers).toEqual([role("A", "clinician"), role("B", "patient", "stated")]);
+  });
+});
+
+describe("mergeClinicianNotes", () => {
+  const note = (overrides: Partial<ClinicianNote>): ClinicianNote => ({
+    language: "en",
+    chiefComplaint: null,
+    subjective: [],
+    objective: [],
+    assessment: [],
+    plan: [],
+    ...overrides,
+  });
+
+  it("returns a single note unchanged", () => {
+    const only = note({ chiefComplaint: "Cough", plan: ["Rest"] });
+    expect(mergeClinicianNotes([only], "en")).toEqual({ note: only, clipped: 0 });
+  });
+
+  it("keeps each section's statements in order, once (by normalized text), and the first chief complaint stated", () => {
+    const merged = mergeClinicianNotes(
+      [
+        note({ subjective: ["Chest tightness on stairs"], plan: ["ECG today"] }),
+        note({ chiefComplaint: "Chest tightness", subjective: ["chest tightness on stairs.", "No pain at rest"], assessment: ["Stable angina, suspected"], plan: ["ECG today", "Start aspirin"] }),
+        note({ chiefComplaint: "Follow-up", objective: ["BP 150/95"] }),
+      ],
+      "en",
+    );
+    expect(merged.note).toEqual({
+      language: "en",
+      chiefComplaint: "Chest tightness",
+      subjective: ["Chest tightness on stairs", "No pain at rest"],
+      objective: ["BP 150/95"],
+      assessment: ["Stable angina, suspected"],
+      plan: ["ECG today", "Start aspirin"],
+    });
+    expect(merged.clipped).toBe(0);
+  });
+
+  it("uses the visit's language, else the parts' most common one, and bounds each section, reporting what it left out", () => {
+    const parts = [note({ language: "es", plan: Array.from({ length: 60 }, (_, i) => `paso ${i}`) }), note({ language: "es", plan: Array.from({ length: 60 }, (_, i) => `paso ${i + 60}`) }), note({ language: "en" })];
+    const merged = mergeClinicianNotes(parts, null);
+    expect(merged.note.language).toBe("es");
+    expect(merged.note.plan).toHaveLength(MERGED_LIST_LIMIT);
+    expect(merged.clipped).toBe(120 - MERGED_LIST_LIMIT);
+    expect(mergeClinicianNotes(parts, "en").note.language).toBe("en");
   });
 });

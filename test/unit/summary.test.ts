@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { zodResponseFormat } from "openai/helpers/zod";
-import { VisitSummarySchema, isCalendarDate, normalizeLanguageCode, normalizeSummary } from "../../functions/src/visit/summary.js";
+import { ClinicianNoteSchema, normalizeClinicianNote } from "../../functions/src/visit/clinician-note.js";
+import { VisitSummarySchema, isCalendarDate, normalizeLanguageCode, normalizeSpeakerRoles, normalizeSummary } from "../../functions/src/visit/summary.js";
 import type { VisitSummary } from "../../functions/src/visit/summary.js";
 
 const base: VisitSummary = {
   language: "en",
+  speakers: [{ speaker: "A", role: "clinician", certainty: "stated" }],
   overview: "  Follow-up for high blood pressure.  ",
   keyPoints: ["BP 152/96", "   "],
   diagnoses: [{ name: "Hypertension", certainty: "confirmed" }],
@@ -54,6 +56,56 @@ describe("normalizeSummary", () => {
 
   it("reduces the language to its ISO 639 code", () => {
     expect(normalizeSummary({ ...base, language: "es_419" }).language).toBe("es");
+  });
+});
+
+describe("speaker roles", () => {
+  it("are part of the strict schema: every field required, the certainty nullable, unknown roles refused", () => {
+    const schema = zodResponseFormat(VisitSummarySchema, "visit_summary").json_schema.schema as {
+      properties: { speakers: { items: { required: string[]; properties: { certainty: { anyOf?: unknown[]; type?: unknown } } } } };
+    };
+    expect(schema.properties.speakers.items.required.sort()).toEqual(["certainty", "role", "speaker"]);
+    expect(JSON.stringify(schema.properties.speakers.items.properties.certainty)).toContain("null");
+    expect(VisitSummarySchema.safeParse({ ...base, speakers: [{ speaker: "A", role: "doctor", certainty: "stated" }] }).success).toBe(false);
+    expect(VisitSummarySchema.safeParse({ ...base, speakers: [{ speaker: "A", role: "clinician" }] }).success).toBe(false);
+  });
+
+  it("keep one entry per label, never give an unknown role a certainty, and count a known role without one as inferred", () => {
+    expect(
+      normalizeSpeakerRoles([
+        { speaker: " A ", role: "clinician", certainty: "stated" },
+        { speaker: "A", role: "patient", certainty: "stated" },
+        { speaker: "B", role: "unknown", certainty: "stated" },
+        { speaker: "C", role: "caregiver", certainty: null },
+        { speaker: "", role: "patient", certainty: "inferred" },
+        { speaker: "x".repeat(17), role: "patient", certainty: "inferred" },
+      ]),
+    ).toEqual([
+      { speaker: "A", role: "clinician", certainty: "stated" },
+      { speaker: "B", role: "unknown", certainty: null },
+      { speaker: "C", role: "caregiver", certainty: "inferred" },
+    ]);
+  });
+});
+
+describe("ClinicianNoteSchema", () => {
+  const note = { language: "en", chiefComplaint: " Headache ", subjective: ["Three days of headache", "  "], objective: ["BP 150/95"], assessment: ["Tension headache, suspected"], plan: ["Ibuprofen 400 mg as needed"] };
+
+  it("is accepted by OpenAI's strict converter: an object root, every field required, no extra fields", () => {
+    const format = zodResponseFormat(ClinicianNoteSchema, "clinician_note");
+    const schema = format.json_schema.schema as { type: string; required: string[]; additionalProperties: boolean };
+    expect(format.json_schema.strict).toBe(true);
+    expect(schema.type).toBe("object");
+    expect(schema.additionalProperties).toBe(false);
+    expect(schema.required.sort()).toEqual(Object.keys(ClinicianNoteSchema.shape).sort());
+    expect(ClinicianNoteSchema.safeParse({ ...note, history: [] }).success).toBe(false);
+    expect(ClinicianNoteSchema.safeParse({ ...note, chiefComplaint: undefined }).success).toBe(false);
+  });
+
+  it("is normalized like the summary: trimmed, blank statements dropped, sections bounded", () => {
+    expect(normalizeClinicianNote({ ...note, language: "en_us" })).toEqual({ ...note, chiefComplaint: "Headache", subjective: ["Three days of headache"] });
+    expect(normalizeClinicianNote({ ...note, chiefComplaint: "  " }).chiefComplaint).toBeNull();
+    expect(normalizeClinicianNote({ ...note, plan: Array.from({ length: 80 }, (_, i) => `step ${i}`) }).plan).toHaveLength(50);
   });
 });
 

@@ -47,6 +47,9 @@ export function viewOf(visit: Visit) {
       : null,
     hasSummary: visit.summary !== null,
     summaryModel: visit.summaryModel,
+    // What was asked for beside the summary, and whether it is written: language, state, model only.
+    summaryTranslation: visit.summaryTranslation,
+    clinicianNote: visit.clinicianNote,
     actionItemCount: visit.actionItemCount,
     cost: visit.cost,
     audit: visit.audit.map((entry: AuditEntry) => ({ ...entry, at: iso(entry.at) })),

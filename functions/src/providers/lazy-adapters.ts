@@ -26,6 +26,8 @@ export function summarizerOnFirstUse(options: OpenAiOptions): Summarizer {
   const adapter = loadOnFirstUse(async () => (await import("./openai.js")).createOpenAi(options));
   return {
     summarize: async (request, signal) => (await adapter()).summarize(request, signal),
+    writeClinicianNote: async (request, signal) => (await adapter()).writeClinicianNote(request, signal),
+    translateSummary: async (request, signal) => (await adapter()).translateSummary(request, signal),
     promptOverheadTokens: async () => (await adapter()).promptOverheadTokens(),
   };
 }

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { ErrorCode } from "../visit/errors.js";
 import type { WebhookRequest } from "./assemblyai-webhook.js";
+import type { ClinicianNote } from "../visit/clinician-note.js";
 import type { VisitSummary } from "../visit/summary.js";
 
 export interface Utterance {
@@ -88,18 +89,40 @@ export interface SummaryRequest {
   part?: boolean;
 }
 
+export type TokenCount = { promptTokens: number; completionTokens: number };
+
 export interface SummaryResult {
   summary: VisitSummary;
   model: string;
-  usage: { promptTokens: number; completionTokens: number } | null;
+  usage: TokenCount | null;
 }
 
+export interface ClinicianNoteResult {
+  note: ClinicianNote;
+  model: string;
+  usage: TokenCount | null;
+}
+
+export interface TranslationRequest {
+  /** The patient summary as written in the recording's language. */
+  summary: VisitSummary;
+  /** ISO 639-1 code of the language to write it in. */
+  targetLanguage: string;
+  /** The model to ask; null: the adapter's default (OPENAI_MODEL). */
+  model?: string | null;
+}
+
+/** Every method is paid: each call goes through the step runner's `pay`. */
 export interface Summarizer {
-  /** Paid: each call goes through the step runner's `pay`. */
   summarize(request: SummaryRequest, signal?: AbortSignal): Promise<SummaryResult>;
+  /** A SOAP note of the same transcript text (SUMMARY_FORMATS with `soap`). */
+  writeClinicianNote(request: SummaryRequest, signal?: AbortSignal): Promise<ClinicianNoteResult>;
+  /** The summary in another language, item for item (see visit/summary-translation.ts). */
+  translateSummary(request: TranslationRequest, signal?: AbortSignal): Promise<SummaryResult>;
   /**
-   * Estimated prompt tokens of a request apart from its transcript text (instructions, schema).
-   * Async: the schema is compiled by the adapter, which is loaded on first use.
+   * Estimated prompt tokens of a transcript-carrying request (summary or note, whichever is
+   * larger) apart from its transcript text: instructions, schema. Async: the schemas are compiled
+   * by the adapter, which is loaded on first use.
    */
   promptOverheadTokens(): Promise<number>;
 }

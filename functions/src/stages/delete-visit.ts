@@ -11,6 +11,7 @@ import { deleteActionItems } from "../store/actions.js";
 import { deleteObjectsUnder } from "../store/audio-objects.js";
 import { deleteClaims } from "../store/claims.js";
 import { deleteUserDevices } from "../store/devices.js";
+import { deleteProfile } from "../store/profiles.js";
 import { deleteUserLimitSlots } from "../store/upload-limits.js";
 import { deleteUserRateLimit, deleteVisitRateLimit } from "../store/rate-limits.js";
 import {
@@ -187,6 +188,8 @@ export interface UserDeletion {
   pendingProviderDeletes: number;
   /** Push registrations (`users/{uid}/devices`) removed; 0 until the visits are all gone. */
   devices: number;
+  /** The user's profile (`users/{uid}`: the preferred language) removed: 1 or 0; 0 until the visits are all gone. */
+  profile: number;
   /** The user's upload-limit slots (`uploadSlots`, `activeSlots`) removed; 0 until the visits are all gone. */
   limitSlots: number;
   /** False when time ran out first: the checker carries the deletion on. */
@@ -199,7 +202,7 @@ export async function deleteUserData(
   request: { uid: string; reason: DeletionReason },
   deadlineMs: number,
 ): Promise<UserDeletion> {
-  const result: UserDeletion = { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, limitSlots: 0, complete: false };
+  const result: UserDeletion = { visits: 0, removed: NO_COUNTS, pendingProviderDeletes: 0, devices: 0, profile: 0, limitSlots: 0, complete: false };
   // Each page is deleted before the next is read, so the query always starts from the top.
   while (Date.now() < deadlineMs - USER_PAGE_BUDGET_MS) {
     const page = await listUserVisits(request.uid, null, USER_PAGE_SIZE);
@@ -218,8 +221,10 @@ export async function deleteUserData(
   const now = p.now();
   if (result.complete) {
     result.removed = { ...result.removed, rateLimits: result.removed.rateLimits + (await deleteUserRateLimit(request.uid)) };
-    // The push registrations last: a visit deleted above can no longer end and notify.
+    // The push registrations last: a visit deleted above can no longer end and notify. The
+    // profile with them: no visit is left to be summarized in its language.
     result.devices = await deleteUserDevices(request.uid);
+    result.profile = await deleteProfile(request.uid);
     result.limitSlots = await deleteUserLimitSlots(request.uid);
     await finishUserDeletion(request.uid);
   } else {

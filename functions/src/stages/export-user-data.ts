@@ -6,7 +6,9 @@
 import type { Pipeline } from "../pipeline.js";
 import { listActionItems } from "../store/actions.js";
 import { listSummaryParts } from "../store/summary-parts.js";
+import { exportSummaryArtifacts } from "../store/summary-artifacts.js";
 import { listDevices } from "../store/devices.js";
+import { exportProfile } from "../store/profiles.js";
 import { loadTranscript } from "../store/transcripts.js";
 import { listUserVisits } from "../store/visits.js";
 import { addSeconds } from "../visit/backoff.js";
@@ -42,8 +44,11 @@ export async function exportUserData(
   // Push registrations: which devices, not their tokens (a token is a credential for pushing to
   // the device, not data about the user). Listed in the first page of an export only.
   const devices = request.after ? null : (await listDevices(request.uid)).map((device) => ({ platform: device.platform, registeredAt: device.updatedAt }));
+  // The profile (the preferred language) likewise, in the first page.
+  const profile = request.after ? { included: false, reason: "listed in the export's first page" } : { included: true, profile: await exportProfile(request.uid) };
   await write(
     `],"devices":${JSON.stringify(devices === null ? { included: false, reason: "listed in the export's first page" } : { included: true, tokens: false, items: devices })}` +
+      `,"profile":${JSON.stringify(profile)}` +
       `,"complete":${complete},"resumeAfter":${JSON.stringify(complete ? null : after)},"requestId":${JSON.stringify(request.requestId)}}`,
   );
   return { visits: count, complete };
@@ -52,6 +57,7 @@ export async function exportUserData(
 async function exportVisit(p: Pipeline, visit: Visit) {
   const audio = visit.audio;
   const transcript = audio ? await loadTranscript(visit.id, audio.generation) : null;
+  const { clinicianNote: note, summaryTranslation: translation } = await exportSummaryArtifacts(visit.id);
   const keptAudio = audio && !audio.deletedAt ? audio : null;
   return {
     visitId: visit.id,
@@ -69,11 +75,13 @@ async function exportVisit(p: Pipeline, visit: Visit) {
       downloadUrlExpiresInSeconds: keptAudio ? AUDIO_LINK_SECONDS : null,
     },
     transcriptInfo: visit.transcript,
-    transcript: transcript && { languageCode: transcript.languageCode, text: transcript.text, utterances: transcript.utterances },
+    transcript: transcript && { languageCode: transcript.languageCode, text: transcript.text, utterances: transcript.utterances, speakerRoles: transcript.speakerRoles },
     summary: visit.summary,
     summaryModel: visit.summaryModel,
     summaryModels: visit.summaryModels,
     summaryParts: visit.summaryParts,
+    summaryTranslation: translation && { language: translation.language, model: translation.model, summary: translation.summary },
+    clinicianNote: note && { format: note.format, model: note.model, parts: note.parts, note: note.note },
     // Parts of a summary still being written (they are deleted once it is saved).
     unmergedSummaryParts: await listSummaryParts(visit.id),
     actionItems: await listActionItems(visit.id),

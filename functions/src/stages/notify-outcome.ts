@@ -28,6 +28,16 @@ export const OUTCOME_MESSAGES: Record<TerminalStatus, { title: string; body: str
   failed: { title: "Visit not processed", body: "We could not process your visit recording. Open the app to see what to do." },
 };
 
+/** A `partial` visit that kept its summary: what failed was its translation or its clinician's note. */
+export const PARTIAL_WITH_SUMMARY_MESSAGE = {
+  title: "Visit summary ready",
+  body: "Your visit summary is ready. Part of what was asked for could not be made; you can try again in the app.",
+};
+
+function messageFor(visit: Visit, status: TerminalStatus): { title: string; body: string } {
+  return status === "partial" && visit.summary !== null ? PARTIAL_WITH_SUMMARY_MESSAGE : OUTCOME_MESSAGES[status];
+}
+
 // Sends to all devices at once; past this the pipeline goes on (the sends may still land).
 const SEND_BUDGET_MS = 10_000;
 // The claim needs no lease: it is never taken over, only kept from being sent twice.
@@ -65,7 +75,7 @@ async function notify(p: Pipeline, visit: Visit, status: TerminalStatus): Promis
     logs.notificationSkipped(visit.id, status, "no_devices");
     return "no_devices";
   }
-  const message: PushMessage = { ...OUTCOME_MESSAGES[status], data: { visitId: visit.id, status } };
+  const message: PushMessage = { ...messageFor(visit, status), data: { visitId: visit.id, status } };
   const sender = p.pushSender();
   const results = await withinBudget(
     Promise.all(

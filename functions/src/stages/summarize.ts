@@ -1,49 +1,62 @@
 // Stage: summarize a visit whose transcript is saved, as a paid step (steps/paid-step.ts owns the
 // claim, lease, retries and outcome). A transcript that fits the model's context budget is one
 // request; a longer one is cut into parts on utterance boundaries (visit/summary-plan.ts), each
-// part is summarized and checkpointed (store/summary-parts.ts), and the parts are merged
-// (visit/summary-merge.ts). A failed attempt resumes at the part that failed; a part the model
-// finds too large is split and summarized again. The merged summary, the visit's action items and
-// the `completed` status land in one commit, fenced by the attempt's lease. A failure never
-// touches the transcript: the visit ends `partial` once the attempts are used up or the failure
-// is permanent.
+// part is written and checkpointed, and the parts are merged (visit/summary-merge.ts) — see
+// stages/write-with-models.ts. Beside the patient summary the visit may ask for two more paid
+// documents: the summary in the user's preferred language (users/{uid}.preferredLanguage, when it
+// is not the recording's) and a clinician's SOAP note (SUMMARY_FORMATS). Then the summary is saved
+// on the visit first (with its action items and the speakers' roles), and each further document is
+// saved as its own artifact once written, so a failure never pays again for what is done. The
+// `completed` status lands in one commit fenced by the attempt's lease, once everything asked for
+// is saved. A failure never touches the transcript (or a saved summary): the visit ends `partial`
+// once the attempts are used up or the failure is permanent.
 
+import type { Transaction } from "firebase-admin/firestore";
 import { logs } from "../logs.js";
 import { TIMEOUTS } from "../pipeline.js";
 import type { Pipeline } from "../pipeline.js";
-import type { SummaryResult } from "../providers/ports.js";
+import type { SummaryRequest, Summarizer, TokenCount } from "../providers/ports.js";
 import { endStep, runPaidStep } from "../steps/paid-step.js";
 import type { PaidStep, StepOutcome, StepWork } from "../steps/paid-step.js";
+import type { OperationOf } from "../steps/provider-call.js";
 import { writeActionItems } from "../store/actions.js";
-import { deleteSummaryParts, loadSummaryParts, partTextSha256, rangeKey, saveSummaryPart } from "../store/summary-parts.js";
-import type { SummaryPart } from "../store/summary-parts.js";
-import { loadTranscript } from "../store/transcripts.js";
-import { PipelineError, asPipelineError } from "../visit/errors.js";
-import type { ErrorCode } from "../visit/errors.js";
-import type { Visit } from "../visit/model.js";
-import { mergeSummaries, mostCommon } from "../visit/summary-merge.js";
+import { readPreferredLanguage } from "../store/profiles.js";
 import {
-  MIN_CHUNK_TOKENS,
-  chunkText,
-  contextBudget,
-  estimatedChunkCount,
-  maxLineCharsFor,
-  planChunks,
-  splitRange,
-  transcriptLines,
-} from "../visit/summary-plan.js";
+  loadClinicianNote,
+  loadSummaryTranslation,
+  saveClinicianNote,
+  saveSummaryTranslation,
+  summarySha256,
+} from "../store/summary-artifacts.js";
+import { deleteSummaryParts } from "../store/summary-parts.js";
+import { loadTranscript, speakerLabels, writeSpeakerRoles } from "../store/transcripts.js";
+import { updateVisit } from "../store/visits.js";
+import type { VisitGuard } from "../store/visits.js";
+import { normalizeClinicianNote } from "../visit/clinician-note.js";
+import type { ClinicianNote } from "../visit/clinician-note.js";
+import { PipelineError } from "../visit/errors.js";
+import type { ClinicianNoteInfo, SummaryTranslationInfo, Visit, VisitPatch } from "../visit/model.js";
+import { mergeClinicianNotes, mergeSummaries, mostCommon } from "../visit/summary-merge.js";
+import { MIN_CHUNK_TOKENS, contextBudget, estimatedChunkCount, maxLineCharsFor, transcriptLines } from "../visit/summary-plan.js";
+import { applyTranslation } from "../visit/summary-translation.js";
 import { normalizeLanguageCode, normalizeSummary } from "../visit/summary.js";
 import type { VisitSummary } from "../visit/summary.js";
+import { modelWriter, writeInParts } from "./write-with-models.js";
+import type { AskModel, ModelAnswer, ModelWriter, PartDocumentSpec, PartsPlan } from "./write-with-models.js";
 
-/** What one attempt produced: the merged summary and who wrote it. */
+/** What one attempt produced: the patient summary, who wrote it, and what was written beside it. */
 export interface VisitSummaryOutput {
   summary: VisitSummary;
   /** The model that wrote most parts (the first of them on a tie). */
   model: string;
   models: string[];
   parts: number;
-  /** Summed over this attempt's requests (parts saved by earlier attempts are not counted again). */
-  usage: { promptTokens: number; completionTokens: number } | null;
+  /** The summary (with its action items and the speakers' roles) was saved on the visit already. */
+  summaryAlreadySaved: boolean;
+  translation: SummaryTranslationInfo | null;
+  clinicianNote: ClinicianNoteInfo | null;
+  /** Summed over this attempt's requests (what earlier attempts saved is not counted again). */
+  usage: TokenCount | null;
 }
 
 function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", VisitSummaryOutput> {
@@ -59,19 +72,17 @@ function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", Vi
     paidCallAllowance: (visit) => partsCallAllowance(p, visit),
     async perform(work) {
       logs.summarizationStarted(work.visit.id, work.attempt, dispatch);
-      return summarizeInParts(p, work);
+      return writeVisitDocuments(p, work);
     },
-    checkpoint: ({ summary, model, models, parts }, now) => ({
+    checkpoint: (output, now) => ({
       event: { type: "summary_saved" },
-      fields: { summary, summaryModel: model, summaryModels: models, summaryParts: parts, actionItemCount: summary.actionItems.length },
-      alsoWrite: (tx, current) =>
-        writeActionItems(tx, {
-          visitId: current.id,
-          userId: current.userId,
-          items: summary.actionItems,
-          previousCount: current.actionItemCount,
-          now,
-        }),
+      fields: {
+        ...(output.summaryAlreadySaved ? {} : summaryFields(output)),
+        summaryTranslation: output.translation,
+        clinicianNote: output.clinicianNote,
+      },
+      // Action items saved with the summary may have been ticked off since: they are not rewritten.
+      alsoWrite: output.summaryAlreadySaved ? undefined : (tx, current) => writeWithSummary(tx, current, output, now),
     }),
     endEvent: (error) => ({ type: "summary_failed", error }),
     succeeded: (visit, result, attempt, durationMs) =>
@@ -87,6 +98,23 @@ function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", Vi
   };
 }
 
+function summaryFields(output: Pick<VisitSummaryOutput, "summary" | "model" | "models" | "parts">): VisitPatch {
+  const { summary, model, models, parts } = output;
+  return { summary, summaryModel: model, summaryModels: models, summaryParts: parts, actionItemCount: summary.actionItems.length };
+}
+
+/** What is written with the summary, in its commit: the action items and, on the transcript, the speakers' roles. */
+function writeWithSummary(tx: Transaction, current: Visit, output: Pick<VisitSummaryOutput, "summary">, now: Date): void {
+  writeActionItems(tx, {
+    visitId: current.id,
+    userId: current.userId,
+    items: output.summary.actionItems,
+    previousCount: current.actionItemCount,
+    now,
+  });
+  writeSpeakerRoles(tx, current.id, output.summary.speakers);
+}
+
 function exceedsAudioCap(p: Pipeline, durationMs: number): boolean {
   return durationMs > p.config.summaryMaxAudioSeconds * 1000;
 }
@@ -98,9 +126,11 @@ async function chunkTokens(p: Pipeline): Promise<number> {
 }
 
 /**
- * Room in the paid-call budget for a summary in parts: every planned part may be sent, refused as
- * too large and sent again as two halves (three calls a part). Estimated from the visit's
- * transcript counts, so bounded by the audio cap; MAX_PAID_CALLS_PER_VISIT stays on top for retries.
+ * Room in the paid-call budget for documents written in parts: every planned part of each
+ * transcript document (the summary, and the clinician's note when asked for) may be sent, refused
+ * as too large and sent again as two halves (three calls a part). Estimated from the visit's
+ * transcript counts, so bounded by the audio cap; MAX_PAID_CALLS_PER_VISIT stays on top for
+ * retries and the translation.
  */
 async function partsCallAllowance(p: Pipeline, visit: Visit): Promise<number> {
   if (!visit.transcript) return 0;
@@ -112,10 +142,12 @@ async function partsCallAllowance(p: Pipeline, visit: Visit): Promise<number> {
     return 0;
   }
   const parts = estimatedChunkCount(visit.transcript, Math.max(1, tokens));
-  return parts > 1 ? 3 * parts : 0;
+  const documents = p.config.clinicianNote ? 2 : 1;
+  return parts > 1 ? 3 * parts * documents : 0;
 }
 
-async function summarizeInParts(p: Pipeline, work: StepWork<"openai">): Promise<VisitSummaryOutput> {
+/** Everything one attempt writes: what earlier attempts of this recording saved is taken as it is. */
+async function writeVisitDocuments(p: Pipeline, work: StepWork<"openai">): Promise<VisitSummaryOutput> {
   const { visit } = work;
   const generation = visit.audio?.generation;
   // Only this recording's transcript: never one an earlier recording of the visit left behind.
@@ -127,139 +159,227 @@ async function summarizeInParts(p: Pipeline, work: StepWork<"openai">): Promise<
   if (tokens < MIN_CHUNK_TOKENS) {
     throw new PipelineError("config_invalid", { detail: `SUMMARY_CONTEXT_TOKENS leaves ${tokens} tokens for transcript text` });
   }
-  const lines = transcriptLines(transcript, maxLineCharsFor(tokens));
-  if (lines.join("").trim() === "") throw new PipelineError("transcript_empty");
+  const plan: PartsPlan = { generation, lines: transcriptLines(transcript, maxLineCharsFor(tokens)), chunkTokens: tokens };
+  if (plan.lines.join("").trim() === "") throw new PipelineError("transcript_empty");
 
+  const writer = modelWriter(p, visit.id);
   const languageCode = normalizeLanguageCode(visit.transcript?.languageCode) ?? null;
-  const saved = await loadSummaryParts(visit.id, generation);
-  const writer = partWriter(p, work, languageCode);
-  const pending = planChunks(lines, tokens);
-  logs.summaryPartsPlanned(visit.id, { parts: pending.length, alreadySaved: saved.size, lines: lines.length, chunkTokens: tokens });
-  const done: { summary: VisitSummary; model: string }[] = [];
-  const save = async (part: Omit<SummaryPart, "kind" | "generation" | "savedAt">) => {
-    const now = p.now();
-    const kept = await saveSummaryPart(
-      visit.id,
-      { kind: "summary_part", generation, savedAt: now, ...part },
-      { statuses: ["summarizing"], lease: { stage: "summarization", attempt: work.attempt }, generation },
-      now,
-    );
-    // Newer work owns the visit (or it is gone): stop paying for parts nobody will use.
-    if (!kept) throw new PipelineError("internal_error", { detail: "summary part fenced off: the attempt lost its lease" });
-  };
+  const guard = { statuses: ["summarizing"], lease: { stage: "summarization", attempt: work.attempt }, generation } satisfies VisitGuard;
 
-  for (let range = pending.shift(); range; range = pending.shift()) {
-    const text = chunkText(lines, range);
-    const textSha256 = partTextSha256(text);
-    const stored = saved.get(rangeKey(range));
-    const halves = splitRange(range);
-    if (stored?.textSha256 === textSha256 && stored.state === "summarized" && stored.summary && stored.model) {
-      done.push({ summary: stored.summary, model: stored.model });
-      continue;
-    }
-    if (stored?.textSha256 === textSha256 && stored.state === "too_large" && halves) {
-      pending.unshift(...halves);
-      continue;
-    }
-    const isPart = range.from > 0 || range.to < lines.length;
-    const written = await writer.write(text, isPart, halves !== null);
-    if (written === "too_large" && halves) {
-      logs.summaryPartSplit(visit.id, range.from, range.to);
-      await save({ from: range.from, to: range.to, textSha256, state: "too_large", summary: null, model: null });
-      pending.unshift(...halves);
-      continue;
-    }
-    if (written === "too_large") throw new PipelineError("summary_context_exceeded", { detail: "a single line" });
-    // One request for the whole transcript needs no checkpoint: its result goes straight to the visit.
-    if (isPart) await save({ from: range.from, to: range.to, textSha256, state: "summarized", summary: written.summary, model: written.model });
-    done.push({ summary: written.summary, model: written.model });
-  }
+  const saved = savedSummaryOf(visit);
+  const written = saved ?? (await writeSummary(p, work, plan, writer, { languageCode, speakerLabels: speakerLabels(transcript) }));
+  const translateTo = await translationTarget(visit, written.summary);
+  const wantsNote = p.config.clinicianNote;
+  const moreToWrite = translateTo !== null || wantsNote;
+  // With more to write, the summary is saved first: what follows may fail without losing it.
+  if (!saved && moreToWrite) await saveSummaryFirst(p, work, written, { translateTo, wantsNote }, guard);
+  const summaryAlreadySaved = saved !== null || moreToWrite;
 
-  const merged = mergeSummaries(
-    done.map((part) => part.summary),
-    languageCode,
-  );
-  if (merged.clipped > 0) logs.summaryMergeClipped(visit.id, done.length, merged.clipped);
-  const models = [...new Set(done.map((part) => part.model))];
-  return { summary: merged.summary, model: mostCommon(done.map((part) => part.model)), models, parts: done.length, usage: writer.usage() };
+  const translation = translateTo ? await translatedSummary(p, work, written.summary, translateTo, guard, writer) : null;
+  const clinicianNote = wantsNote ? await writtenClinicianNote(p, work, plan, writer, languageCode, guard) : null;
+  return { ...written, summaryAlreadySaved, translation, clinicianNote, usage: writer.usage() };
 }
 
-// Bad answers of the model itself: one is asked again, a repeated one goes to the fallback model.
-const INVALID_OUTPUT: ReadonlySet<ErrorCode> = new Set(["summary_invalid", "summary_truncated"]);
-// Failures of the primary model that the fallback model can help with. Outages, timeouts, 5xx and
-// 429 are not among them: the breaker and the step runner deal with those.
-const FALLBACK_REASONS: ReadonlySet<ErrorCode> = new Set([...INVALID_OUTPUT, "summary_model_unavailable", "summary_context_exceeded"]);
+type WrittenSummary = Pick<VisitSummaryOutput, "summary" | "model" | "models" | "parts">;
 
 /**
- * Writes one part (or the whole transcript) with the primary model, or with the fallback model
- * when the primary cannot: its model is not found or retired (then for the rest of the attempt),
- * the text is too large even as a single line, or it answered invalidly twice in a row.
- * "too_large": the model said the text exceeds its context, and the text can still be split.
+ * A summary on a visit that is still summarizing, with a mark for what else it asked for, was
+ * saved by an earlier attempt of this recording while that went on (a new recording clears both):
+ * it is not paid for again.
  */
-function partWriter(p: Pipeline, work: StepWork<"openai">, languageCode: string | null) {
-  const primary = p.config.openAiModel;
-  const fallback = p.config.openAiFallbackModel || null;
-  let primaryUnavailable = false;
-  let promptTokens = 0;
-  let completionTokens = 0;
-  let counted = false;
+function savedSummaryOf(visit: Visit): WrittenSummary | null {
+  if (!visit.summary || (visit.summaryTranslation === null && visit.clinicianNote === null)) return null;
+  return { summary: visit.summary, model: visit.summaryModel ?? "", models: visit.summaryModels, parts: visit.summaryParts ?? 1 };
+}
 
-  const ask = async (model: string, transcriptText: string, part: boolean): Promise<SummaryResult> => {
-    const result = await work.pay(
-      "summarize",
-      () => p.summarizer().summarize({ transcriptText, languageCode, model, part }),
-      undefined,
-      (answer) => answer.usage,
-    );
-    if (result.usage) {
-      counted = true;
-      promptTokens += result.usage.promptTokens;
-      completionTokens += result.usage.completionTokens;
-    }
-    const summary = normalizeSummary(result.summary);
-    // The summary must be in the recording's language; one in another language is not stored.
-    if (languageCode && /^[a-z]{2}$/.test(summary.language) && summary.language !== languageCode) {
-      throw new PipelineError("summary_invalid", { detail: `summary in ${summary.language}, visit in ${languageCode}` });
-    }
-    return { ...result, summary };
+/** The patient summary of the transcript, merged from its parts. */
+async function writeSummary(
+  p: Pipeline,
+  work: StepWork<"openai">,
+  plan: PartsPlan,
+  writer: ModelWriter,
+  context: { languageCode: string | null; speakerLabels: readonly string[] },
+): Promise<WrittenSummary> {
+  const spec: PartDocumentSpec<VisitSummary> = {
+    document: "summary",
+    ask: askForTranscriptDocument(p, work, writer, {
+      what: "summary",
+      operation: "summarize",
+      languageCode: context.languageCode,
+      send: (summarizer, request) => summarizer.summarize(request).then(({ summary, ...rest }) => ({ value: summary, ...rest })),
+      normalize: normalizeSummary,
+    }),
+    stored: (part) => part.summary,
+    toStored: (summary) => ({ summary }),
   };
+  const parts = await writeInParts(p, work, plan, spec, writer);
+  const merged = mergeSummaries(
+    parts.map((part) => part.value),
+    context,
+  );
+  if (merged.clipped > 0) logs.summaryMergeClipped(work.visit.id, parts.length, merged.clipped);
+  return { summary: merged.summary, ...writtenBy(parts) };
+}
 
-  const withPrimary = async (text: string, part: boolean): Promise<SummaryResult> => {
-    try {
-      return await ask(primary, text, part);
-    } catch (thrown) {
-      const error = asPipelineError(thrown);
-      if (!fallback || !INVALID_OUTPUT.has(error.code)) throw error;
-      return ask(primary, text, part);
+/** Who wrote a document in parts: the model of most parts (the first on a tie), every model, how many parts. */
+function writtenBy(parts: readonly { model: string }[]): { model: string; models: string[]; parts: number } {
+  const models = parts.map((part) => part.model);
+  return { model: mostCommon(models), models: [...new Set(models)], parts: parts.length };
+}
+
+/**
+ * How a document of the transcript (the summary, the clinician's note) is asked for: paid through
+ * the step, normalized, and refused (`summary_invalid`, asked again) when it is not in the
+ * recording's language — one in another language is never stored.
+ */
+function askForTranscriptDocument<T extends { language: string }>(
+  p: Pipeline,
+  work: StepWork<"openai">,
+  writer: ModelWriter,
+  document: {
+    what: string;
+    operation: OperationOf<"openai">;
+    languageCode: string | null;
+    send(summarizer: Summarizer, request: SummaryRequest): Promise<ModelAnswer<T>>;
+    normalize(value: T): T;
+  },
+): AskModel<T> {
+  return async (model, transcriptText, part) => {
+    const request: SummaryRequest = { transcriptText, languageCode: document.languageCode, model, part };
+    const answer = await paidAnswer(p, work, writer, document.operation, (summarizer) => document.send(summarizer, request));
+    const value = document.normalize(answer.value);
+    const { languageCode } = document;
+    if (languageCode && /^[a-z]{2}$/.test(value.language) && value.language !== languageCode) {
+      throw new PipelineError("summary_invalid", { detail: `${document.what} in ${value.language}, visit in ${languageCode}` });
     }
+    return { ...answer, value };
   };
+}
+/** One paid OpenAI request through the step's `pay`: its usage goes on the visit's cost and the attempt's tally. */
+async function paidAnswer<T>(
+  p: Pipeline,
+  work: StepWork<"openai">,
+  writer: ModelWriter,
+  operation: OperationOf<"openai">,
+  send: (summarizer: Summarizer) => Promise<ModelAnswer<T>>,
+): Promise<ModelAnswer<T>> {
+  const answer = await work.pay(operation, () => send(p.summarizer()), undefined, (result) => result.usage);
+  writer.count(answer.usage);
+  return answer;
+}
 
-  return {
-    async write(text: string, part: boolean, splittable: boolean): Promise<SummaryResult | "too_large"> {
-      let reason: ErrorCode = "summary_model_unavailable";
-      if (!primaryUnavailable) {
-        try {
-          return await withPrimary(text, part);
-        } catch (thrown) {
-          const error = asPipelineError(thrown);
-          if (error.code === "summary_context_exceeded" && splittable) return "too_large";
-          if (!fallback || !FALLBACK_REASONS.has(error.code)) throw error;
-          if (error.code === "summary_model_unavailable") primaryUnavailable = true;
-          reason = error.code;
-        }
-      }
-      if (!fallback) throw new PipelineError("summary_model_unavailable");
-      logs.summaryFallbackUsed(work.visit.id, fallback, reason);
-      try {
-        return await ask(fallback, text, part);
-      } catch (thrown) {
-        const error = asPipelineError(thrown);
-        if (error.code === "summary_context_exceeded" && splittable) return "too_large";
-        throw error;
-      }
+/**
+ * The language the summary is also written in: the user's preferred language, when there is one
+ * and it is not the summary's own. A preference the pipeline cannot use is logged and left out.
+ */
+async function translationTarget(visit: Visit, summary: VisitSummary): Promise<string | null> {
+  const preferred = await readPreferredLanguage(visit.userId);
+  if (!preferred.ok) {
+    logs.preferredLanguageIgnored(visit.id, preferred.code);
+    return null;
+  }
+  return preferred.language !== null && preferred.language !== summary.language ? preferred.language : null;
+}
+
+/**
+ * Saves the summary on the visit (with its action items and the speakers' roles, still
+ * `summarizing`) before anything else is written, marking what else was asked for as `requested`:
+ * from here on a failure keeps it, and a later attempt or retry round does not pay for it again.
+ */
+async function saveSummaryFirst(
+  p: Pipeline,
+  work: StepWork<"openai">,
+  written: WrittenSummary,
+  extras: { translateTo: string | null; wantsNote: boolean },
+  guard: VisitGuard,
+): Promise<void> {
+  const now = p.now();
+  const saved = await updateVisit(
+    work.visit.id,
+    {
+      ...summaryFields(written),
+      summaryTranslation: extras.translateTo ? { language: extras.translateTo, state: "requested", model: null } : null,
+      clinicianNote: extras.wantsNote ? { format: "soap", state: "requested", model: null } : null,
     },
-    usage: () => (counted ? { promptTokens, completionTokens } : null),
+    { now, guard, alsoWrite: (tx, current) => writeWithSummary(tx, current, written, now) },
+  );
+  if (!saved.applied) throw new PipelineError("internal_error", { detail: `summary fenced off (${saved.reason}): the attempt lost its lease` });
+  logs.summarySavedBeforeExtras(work.visit.id, work.attempt, extras.translateTo, extras.wantsNote);
+  // The saved summary holds what its parts said: their checkpoints are no longer needed.
+  await deleteSummaryParts(work.visit.id, "summary");
+}
+
+/** The summary in `language`: the one an earlier attempt saved for exactly this summary, or written now. */
+async function translatedSummary(
+  p: Pipeline,
+  work: StepWork<"openai">,
+  summary: VisitSummary,
+  language: string,
+  guard: VisitGuard & { generation: string },
+  writer: ModelWriter,
+): Promise<SummaryTranslationInfo> {
+  const { visit } = work;
+  const saved = await loadSummaryTranslation(visit.id, { generation: guard.generation, language, source: summary });
+  if (saved) return { language, state: "saved", model: saved.model };
+  const translated = await writer.write(async (model) => {
+    const answer = await paidAnswer(p, work, writer, "translate_summary", (summarizer) =>
+      summarizer.translateSummary({ summary, targetLanguage: language, model }).then(({ summary: value, ...rest }) => ({ value, ...rest })),
+    );
+    return { ...answer, value: applyTranslation(summary, answer.value, language) };
+  }, false);
+  // Unsplittable: a summary too large for the model's context is an error of its own (never seen:
+  // a summary is bounded far below every context window).
+  if (translated === "too_large") throw new PipelineError("summary_context_exceeded", { detail: "the summary to translate" });
+  const stored = await saveSummaryTranslation(
+    visit.id,
+    { kind: "summary_translation", generation: guard.generation, language, sourceSha256: summarySha256(summary), summary: translated.value, model: translated.model, savedAt: p.now() },
+    guard,
+  );
+  if (!stored) throw new PipelineError("internal_error", { detail: "translation fenced off: the attempt lost its lease" });
+  logs.summaryExtraSaved(visit.id, "summary_translation", translated.model, { language });
+  return { language, state: "saved", model: translated.model };
+}
+
+/** The clinician's SOAP note of the transcript: the one an earlier attempt saved, or written now (in parts like the summary). */
+async function writtenClinicianNote(
+  p: Pipeline,
+  work: StepWork<"openai">,
+  plan: PartsPlan,
+  writer: ModelWriter,
+  languageCode: string | null,
+  guard: VisitGuard & { generation: string },
+): Promise<ClinicianNoteInfo> {
+  const { visit } = work;
+  const saved = await loadClinicianNote(visit.id, guard.generation);
+  if (saved) return { format: "soap", state: "saved", model: saved.model };
+  const spec: PartDocumentSpec<ClinicianNote> = {
+    document: "clinician_note",
+    ask: askForTranscriptDocument(p, work, writer, {
+      what: "note",
+      operation: "write_clinician_note",
+      languageCode,
+      send: (summarizer, request) => summarizer.writeClinicianNote(request).then(({ note, ...rest }) => ({ value: note, ...rest })),
+      normalize: normalizeClinicianNote,
+    }),
+    stored: (part) => part.note,
+    toStored: (note) => ({ note }),
   };
+  const parts = await writeInParts(p, work, plan, spec, writer);
+  const merged = mergeClinicianNotes(
+    parts.map((part) => part.value),
+    languageCode,
+  );
+  if (merged.clipped > 0) logs.summaryMergeClipped(visit.id, parts.length, merged.clipped, "clinician_note");
+  const { model, models } = writtenBy(parts);
+  const stored = await saveClinicianNote(
+    visit.id,
+    { kind: "clinician_note", generation: guard.generation, format: "soap", note: merged.note, model, models, parts: parts.length, savedAt: p.now() },
+    guard,
+  );
+  if (!stored) throw new PipelineError("internal_error", { detail: "clinician note fenced off: the attempt lost its lease" });
+  await deleteSummaryParts(visit.id, "clinician_note");
+  logs.summaryExtraSaved(visit.id, "clinician_note", model, { parts: parts.length });
+  return { format: "soap", state: "saved", model };
 }
 
 const SKIP_REASONS: Partial<Record<StepOutcome, string>> = {
@@ -275,8 +395,8 @@ export async function summarizeVisit(
   const outcome = await runPaidStep(p, summarizationStep(p, task.dispatch), task.visitId, deadlineMs);
   const skipped = SKIP_REASONS[outcome];
   if (skipped) logs.summarizationSkipped(task.visitId, skipped);
-  // The saved summary holds what the parts said: their checkpoints are no longer needed.
-  if (outcome === "succeeded" || outcome === "recovered") await deleteSummaryParts(task.visitId, null);
+  // The saved summary (and note) hold what the parts said: their checkpoints are no longer needed.
+  if (outcome === "succeeded" || outcome === "recovered") await deleteSummaryParts(task.visitId);
   return outcome;
 }
 

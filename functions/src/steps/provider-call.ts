@@ -19,6 +19,8 @@ const OPERATIONS = {
   find_transcript: { provider: "assemblyai", retries: 2 },
   delete_transcript: { provider: "assemblyai", retries: 2 },
   summarize: { provider: "openai", retries: 2 },
+  write_clinician_note: { provider: "openai", retries: 2 },
+  translate_summary: { provider: "openai", retries: 2 },
 } as const satisfies Record<string, { provider: ProviderName; retries: number }>;
 
 export type ProviderOperation = keyof typeof OPERATIONS;

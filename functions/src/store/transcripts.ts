@@ -3,16 +3,17 @@
 // recording and never gets another one's transcript. A paid-for transcript is written before
 // anything else happens to the visit, and writing it again (a repeated check) is harmless.
 
-import type { QueryDocumentSnapshot } from "firebase-admin/firestore";
+import type { QueryDocumentSnapshot, Transaction } from "firebase-admin/firestore";
 import { z } from "zod";
 import type { CompletedTranscript, Utterance } from "../providers/ports.js";
 import type { TranscriptInfo } from "../visit/model.js";
+import { SpeakerRoleSchema } from "../visit/summary.js";
+import type { SpeakerRole } from "../visit/summary.js";
 import { SUBCOLLECTIONS, db, deleteDocuments } from "./db.js";
-import { deleteSummaryParts } from "./summary-parts.js";
 import { typedConverter } from "./typed-documents.js";
 import { visitRef } from "./visits.js";
 
-const TRANSCRIPT_ARTIFACT_ID = "transcript";
+export const TRANSCRIPT_ARTIFACT_ID = "transcript";
 const PAGES = "pages";
 // Firestore documents hold at most 1 MiB. Long recordings are split into pages of utterances
 // well under that; the artifact document is written last, so its presence means complete.
@@ -45,6 +46,8 @@ type TranscriptArtifact = {
   pageCount: number;
   text: string | null;
   utterances: Utterance[] | null;
+  /** Who each speaker label is, as the summary found (null until the summary is written). */
+  speakerRoles: SpeakerRole[] | null;
 };
 
 const ArtifactSchema = z.object({
@@ -64,6 +67,7 @@ const ArtifactSchema = z.object({
   pageCount: z.number(),
   text: z.string().nullish().transform((v) => v ?? null),
   utterances: z.array(UtteranceSchema).nullish().transform((v) => v ?? null),
+  speakerRoles: z.array(SpeakerRoleSchema).nullish().transform((v) => v ?? null),
 }) satisfies z.ZodType<TranscriptArtifact, unknown>;
 
 type TranscriptPage = { generation: string; index: number; utterances: Utterance[] };
@@ -132,7 +136,7 @@ export async function saveTranscript(
   };
   let artifact: TranscriptArtifact;
   if (byteSize({ text: transcript.text, utterances: transcript.utterances }) <= INLINE_LIMIT_BYTES) {
-    artifact = { ...header, storage: "inline", pageCount: 0, text: transcript.text, utterances: transcript.utterances };
+    artifact = { ...header, storage: "inline", pageCount: 0, text: transcript.text, utterances: transcript.utterances, speakerRoles: null };
   } else {
     const split = paginate(transcript.utterances, PAGE_LIMIT_BYTES);
     const batchSize = 10; // ≤ 5 MB per commit
@@ -144,7 +148,7 @@ export async function saveTranscript(
       });
       await batch.commit();
     }
-    artifact = { ...header, storage: "paged", pageCount: split.length, text: null, utterances: null };
+    artifact = { ...header, storage: "paged", pageCount: split.length, text: null, utterances: null, speakerRoles: null };
   }
   const written = await db().runTransaction(async (tx) => {
     const visit = (await tx.get(visitRef(visitId))).data();
@@ -166,15 +170,16 @@ export interface StoredTranscript {
   languageCode: string | null;
   text: string;
   utterances: Utterance[];
+  speakerRoles: SpeakerRole[] | null;
 }
 
 /** The transcript of this recording, or null if none is saved for it. */
 export async function loadTranscript(visitId: string, generation: string): Promise<StoredTranscript | null> {
   const artifact = (await artifactRef(visitId).get()).data();
   if (!artifact || artifact.generation !== generation) return null;
-  const { transcriptId, languageCode } = artifact;
+  const { transcriptId, languageCode, speakerRoles } = artifact;
   if (artifact.storage === "inline") {
-    return { transcriptId, languageCode, text: artifact.text ?? "", utterances: artifact.utterances ?? [] };
+    return { transcriptId, languageCode, text: artifact.text ?? "", utterances: artifact.utterances ?? [], speakerRoles };
   }
   const refs = Array.from({ length: artifact.pageCount }, (_, index) => pageRef(visitId, generation, index));
   const utterances: Utterance[] = [];
@@ -185,7 +190,22 @@ export async function loadTranscript(visitId: string, generation: string): Promi
       utterances.push(...page.utterances);
     }
   }
-  return { transcriptId, languageCode, text: utterances.map((u) => u.text).join(" "), utterances };
+  return { transcriptId, languageCode, text: utterances.map((u) => u.text).join(" "), utterances, speakerRoles };
+}
+
+/** The transcript's speaker labels, in order of first utterance (what speaker roles are given for). */
+export function speakerLabels(transcript: { utterances: readonly Utterance[] }): string[] {
+  return [...new Set(transcript.utterances.flatMap((u) => (u.speaker === null ? [] : [u.speaker])))];
+}
+
+/**
+ * Records on the transcript who each speaker is, in the commit that saves the summary they come
+ * from (so the app can show "Clinician:" instead of "A:"). The artifact is there: the summary was
+ * just written from it, and while the visit is summarizing only its deletion removes it (and then
+ * this commit fails).
+ */
+export function writeSpeakerRoles(tx: Transaction, visitId: string, roles: readonly SpeakerRole[]): void {
+  tx.update(artifactRef(visitId), { speakerRoles: [...roles] });
 }
 
 export async function transcriptExists(visitId: string, generation: string): Promise<boolean> {
@@ -193,20 +213,17 @@ export async function transcriptExists(visitId: string, generation: string): Pro
 }
 
 /**
- * Removes the transcript of every recording but `keepGeneration` (all of them when null):
- * the artifact, its pages and the summary parts written from it. Returns how many documents it deleted.
+ * Removes the transcript of every recording but `keepGeneration` (all of them when null) and
+ * everything written from it — every artifact names its recording: the pages, summary and note
+ * parts, the clinician's note, the translated summary. The transcript goes last. Returns how many
+ * documents it deleted.
  */
 export async function deleteTranscripts(visitId: string, keepGeneration: string | null): Promise<number> {
-  let deleted = await deletePages(visitId, (page) => page.generation !== keepGeneration);
-  // The summary parts written from a transcript go with it.
-  deleted += await deleteSummaryParts(visitId, keepGeneration);
-  const artifact = await artifacts(visitId).doc(TRANSCRIPT_ARTIFACT_ID).get();
-  const generation: unknown = artifact.get("generation");
-  if (artifact.exists && (keepGeneration === null || generation !== keepGeneration)) {
-    await artifact.ref.delete();
-    deleted += 1;
-  }
-  return deleted;
+  const pagesDeleted = await deletePages(visitId, (page) => page.generation !== keepGeneration);
+  const snapshot = await artifacts(visitId).get();
+  const doomed = snapshot.docs.filter((doc) => keepGeneration === null || doc.get("generation") !== keepGeneration);
+  const [transcript, derived] = [doomed.filter((doc) => doc.id === TRANSCRIPT_ARTIFACT_ID), doomed.filter((doc) => doc.id !== TRANSCRIPT_ARTIFACT_ID)];
+  return pagesDeleted + (await deleteDocuments(derived.map((doc) => doc.ref))) + (await deleteDocuments(transcript.map((doc) => doc.ref)));
 }
 
 /** Deletes the pages `doomed` picks (read without the converter: a leftover may be of any shape). */

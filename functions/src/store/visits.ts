@@ -10,11 +10,11 @@ import { z } from "zod";
 import { beforeVisitCommit } from "../runtime-hooks.js";
 import { PIPELINE_STAGES, isErrorCode } from "../visit/errors.js";
 import type { ErrorCode, VisitError } from "../visit/errors.js";
-import { AUDIT_ACTIONS, applyPatch, sameAudio } from "../visit/model.js";
+import { AUDIT_ACTIONS, SUMMARY_EXTRA_STATES, applyPatch, sameAudio } from "../visit/model.js";
 import type { AudioRef, LeaseStage, Visit, VisitFields, VisitPatch } from "../visit/model.js";
 import { RESUME_STAGES, STATUS_TIME_FIELD, VISIT_STATUSES, appendHistory, canApply, isVisitEventType, planTransition } from "../visit/status.js";
 import type { VisitEvent, VisitStatus } from "../visit/status.js";
-import { VisitSummarySchema } from "../visit/summary.js";
+import { StoredVisitSummarySchema } from "../visit/summary.js";
 import { COLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
 import { tombstoneRef } from "./tombstones.js";
 import { DocumentInvalidError, typedConverter } from "./typed-documents.js";
@@ -66,10 +66,14 @@ const VisitFieldsSchema = StatusTimesSchema.extend({
       providerDeletedAt: nullableDate,
     }),
   ),
-  summary: nullable(VisitSummarySchema),
+  summary: nullable(StoredVisitSummarySchema),
   summaryModel: nullable(z.string()),
   summaryModels: z.array(z.string()).default([]),
   summaryParts: nullable(z.number()),
+  summaryTranslation: nullable(
+    z.object({ language: z.string(), state: z.enum(SUMMARY_EXTRA_STATES), model: z.string().nullable() }),
+  ),
+  clinicianNote: nullable(z.object({ format: z.literal("soap"), state: z.enum(SUMMARY_EXTRA_STATES), model: z.string().nullable() })),
   actionItemCount: z.number().default(0),
   error: nullable(
     z.object({ stage: z.enum(PIPELINE_STAGES), code: ErrorCodeSchema, message: z.string(), retryable: z.boolean() }),
@@ -248,9 +252,16 @@ export function writeGuarded(visitId: string, options: { now: Date; guard: Visit
   return guardedWrite(visitId, options.guard, () => ({ updatedAt: options.now }), writes);
 }
 
-/** A guarded write that does not change the status (leases, check times, attempt counters). */
-export function updateVisit(visitId: string, fields: VisitPatch, options: { now: Date; guard: VisitGuard }): Promise<GuardedWrite> {
-  return guardedWrite(visitId, options.guard, () => ({ ...fields, updatedAt: options.now }));
+/**
+ * A guarded write that does not change the status (leases, check times, attempt counters, a
+ * checkpoint of work in progress), with `alsoWrite` in the same commit.
+ */
+export function updateVisit(
+  visitId: string,
+  fields: VisitPatch,
+  options: { now: Date; guard: VisitGuard; alsoWrite?: SameCommitWrites },
+): Promise<GuardedWrite> {
+  return guardedWrite(visitId, options.guard, () => ({ ...fields, updatedAt: options.now }), options.alsoWrite);
 }
 
 /**
@@ -288,6 +299,8 @@ function freshRecording(input: { userId: string; audio: AudioRef; deadlineAt: Da
     summaryModel: null,
     summaryModels: [],
     summaryParts: null,
+    summaryTranslation: null,
+    clinicianNote: null,
     actionItemCount: 0,
     attempts: { transcription: 0, summarization: 0 },
     checks: 0,

@@ -129,6 +129,13 @@ export const ERROR_CODES = {
     message: "The provider account has run out of quota.",
   },
 
+  // The user's profile (users/{uid}): refused before anything is written.
+  invalid_language: {
+    transient: false,
+    retryable: false,
+    message: "The preferred language must be a two-letter ISO 639-1 code, such as en or es.",
+  },
+
   // Pipeline-level outcomes.
   paid_call_budget_exhausted: {
     transient: false,

@@ -77,6 +77,30 @@ export type TranscriptInfo = {
   providerDeletedAt: Date | null;
 };
 
+/**
+ * Something the summarization was asked to write beside the patient summary: `requested` until it
+ * is saved, so a visit that ends `partial` with `requested` says which one could not be written.
+ */
+export const SUMMARY_EXTRA_STATES = ["requested", "saved"] as const;
+export type SummaryExtraState = (typeof SUMMARY_EXTRA_STATES)[number];
+
+/** The patient summary in the user's preferred language (the text is in its artifact). */
+export type SummaryTranslationInfo = {
+  /** ISO 639-1 code of the preferred language it is (to be) written in. */
+  language: string;
+  state: SummaryExtraState;
+  /** The model that wrote it, once saved. */
+  model: string | null;
+};
+
+/** The clinician's note (SUMMARY_FORMATS `soap`); the note is in its artifact. */
+export type ClinicianNoteInfo = {
+  format: "soap";
+  state: SummaryExtraState;
+  /** The model that wrote most of it, once saved. */
+  model: string | null;
+};
+
 export type StageAttempts = {
   transcription: number;
   summarization: number;
@@ -105,6 +129,10 @@ export type Visit = StatusTimes & {
   summaryModels: string[];
   /** How many parts the transcript was summarized in (1: one request); null until summarized. */
   summaryParts: number | null;
+  /** Null: no translation asked for (no preferred language, or the recording's own). */
+  summaryTranslation: SummaryTranslationInfo | null;
+  /** Null: no clinician's note asked for. */
+  clinicianNote: ClinicianNoteInfo | null;
   actionItemCount: number;
   error: VisitError | null;
   retryCount: number;

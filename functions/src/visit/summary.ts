@@ -6,6 +6,25 @@ import { z } from "zod";
 const MEDICATION_CHANGES = ["started", "stopped", "changed", "continued"] as const;
 const ACTION_OWNERS = ["patient", "clinician", "care_team"] as const;
 const DIAGNOSIS_CERTAINTIES = ["confirmed", "suspected", "ruled_out"] as const;
+/** Who a speaker label is; `unknown` when the transcript does not make it clear. */
+export const SPEAKER_ROLES = ["clinician", "patient", "caregiver", "interpreter", "other", "unknown"] as const;
+/**
+ * How a role is known: `stated` — the transcript says it (an introduction, being addressed as
+ * "doctor", "my mother"); `inferred` — from what the speaker says and asks. An unknown role has none.
+ */
+export const ROLE_CERTAINTIES = ["stated", "inferred"] as const;
+
+// The rules for telling roles apart are in the prompt (providers/openai.ts); the schema stays short:
+// it is sent, and paid for, with every request.
+export const SpeakerRoleSchema = z
+  .object({
+    speaker: z.string().describe("The label, e.g. 'A'."),
+    role: z.enum(SPEAKER_ROLES),
+    certainty: z.enum(ROLE_CERTAINTIES).nullable().describe("Null when the role is unknown."),
+  })
+  .strict();
+
+export type SpeakerRole = z.infer<typeof SpeakerRoleSchema>;
 
 // Strict structured outputs require every property to be present: absent values are `null`
 // (`.nullable()`), never `.optional()`.
@@ -14,6 +33,7 @@ export const VisitSummarySchema = z
     language: z
       .string()
       .describe("ISO 639-1 code of the language this summary is written in; it must be the visit's language."),
+    speakers: z.array(SpeakerRoleSchema).describe("Each speaker label of the transcript once, with who they are."),
     overview: z.string().describe("Two to four sentences on why the patient came and what was decided."),
     keyPoints: z.array(z.string()).describe("The most important facts and decisions, one per item."),
     diagnoses: z
@@ -66,6 +86,9 @@ export const VisitSummarySchema = z
   .strict();
 
 export type VisitSummary = z.infer<typeof VisitSummarySchema>;
+
+/** A summary as stored: one written before speaker roles were recorded has none. */
+export const StoredVisitSummarySchema = VisitSummarySchema.extend({ speakers: z.array(SpeakerRoleSchema).default([]) });
 export type ActionItem = VisitSummary["actionItems"][number];
 
 const TEXT_LIMIT = 2_000;
@@ -82,6 +105,7 @@ export function normalizeSummary(summary: VisitSummary): VisitSummary {
   const list = <T>(items: readonly T[], map: (item: T) => T) => items.slice(0, LIST_LIMIT).map(map);
   return {
     language: normalizeLanguageCode(summary.language) ?? summary.language.trim().slice(0, 16),
+    speakers: normalizeSpeakerRoles(summary.speakers),
     overview: text(summary.overview),
     keyPoints: list(summary.keyPoints, text).filter(Boolean),
     diagnoses: list(summary.diagnoses, (d) => ({ ...d, name: text(d.name) })),
@@ -104,6 +128,23 @@ export function normalizeSummary(summary: VisitSummary): VisitSummary {
     },
     warningSigns: list(summary.warningSigns, text).filter(Boolean),
   };
+}
+
+// Speaker labels are short (`A`, `B`, … `AA`); anything longer is not one.
+const SPEAKER_LABEL_LIMIT = 16;
+
+/**
+ * One entry per label (the first one given), blank or overlong labels dropped. An unknown role
+ * carries no certainty; a known role whose certainty the model left out counts as only inferred.
+ */
+export function normalizeSpeakerRoles(roles: readonly SpeakerRole[]): SpeakerRole[] {
+  const byLabel = new Map<string, SpeakerRole>();
+  for (const entry of roles.slice(0, LIST_LIMIT)) {
+    const speaker = entry.speaker.trim();
+    if (speaker === "" || speaker.length > SPEAKER_LABEL_LIMIT || byLabel.has(speaker)) continue;
+    byLabel.set(speaker, { speaker, role: entry.role, certainty: entry.role === "unknown" ? null : (entry.certainty ?? "inferred") });
+  }
+  return [...byLabel.values()];
 }
 
 function clip(value: string, limit: number): string {
