@@ -37,16 +37,34 @@ const SUMMARY_START_VISITS = 20;
 
 type Print = (line: string) => void;
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
+const USAGE = "usage: npm run bench -- [--uploads <n ≥ 1>] [--drain <due visits ≥ 1>] [--status-ms <ms>] [--submit-ms <ms>] [--pacing-only]";
+
+function readOptions() {
+  return parseArgs({
     options: {
       uploads: { type: "string", default: "100" },
       drain: { type: "string", default: String(DEFAULT_DRAIN) },
       "status-ms": { type: "string", default: "150" },
       "submit-ms": { type: "string", default: "300" },
       "pacing-only": { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
     },
-  });
+  }).values;
+}
+
+async function main(): Promise<number> {
+  let values: ReturnType<typeof readOptions>;
+  try {
+    values = readOptions();
+  } catch (error) {
+    // An unknown option or a missing value: say which, and how to call it.
+    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const uploads = Number(values.uploads);
   const pacing = {
     backlog: Number(values.drain),
@@ -55,7 +73,7 @@ async function main(): Promise<number> {
   };
   const counts = [uploads, pacing.backlog];
   if (!counts.every((n) => Number.isInteger(n) && n >= 1) || ![pacing.statusMs, pacing.submitMs].every((ms) => Number.isFinite(ms) && ms >= 0)) {
-    console.error("usage: npm run bench -- [--uploads <n ≥ 1>] [--drain <due visits ≥ 1>] [--status-ms <ms>] [--submit-ms <ms>] [--pacing-only]");
+    console.error(USAGE);
     return 2;
   }
   const capture = captureLogs();

@@ -8,8 +8,11 @@ import { captureLogs } from "../support/log-capture.js";
 import { runChaos } from "./chaos.js";
 import type { ChaosReport } from "./chaos.js";
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
+const USAGE =
+  "usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--visits-per-user <n ≥ 1>] [--limits on|off] [--upload-quota <n ≥ 1>] [--max-active <n ≥ 1>] [--no-webhooks] [--no-companions] [--summary-context-tokens <n>] [--json]";
+
+function readOptions() {
+  return parseArgs({
     options: {
       visits: { type: "string", default: "200" },
       "fault-rate": { type: "string", default: "0.25" },
@@ -24,7 +27,18 @@ async function main(): Promise<number> {
       "no-companions": { type: "boolean", default: false },
       "summary-context-tokens": { type: "string", default: "0" },
     },
-  });
+  }).values;
+}
+
+async function main(): Promise<number> {
+  let values: ReturnType<typeof readOptions>;
+  try {
+    values = readOptions();
+  } catch (error) {
+    // An unknown option or a missing value: say which, and how to call it.
+    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return 2;
+  }
   const visits = Number(values.visits);
   const faultRate = Number(values["fault-rate"]);
   const seed = Number(values.seed);
@@ -46,9 +60,7 @@ async function main(): Promise<number> {
     !positive(maxConcurrentVisitsPerUser) ||
     !Number.isInteger(Number(values["summary-context-tokens"]))
   ) {
-    console.error(
-      "usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--visits-per-user <n ≥ 1>] [--limits on|off] [--upload-quota <n ≥ 1>] [--max-active <n ≥ 1>] [--no-webhooks] [--no-companions] [--summary-context-tokens <n>] [--json]",
-    );
+    console.error(USAGE);
     return 2;
   }
   // The functions log every step as JSON; keep the terminal to progress and figures.

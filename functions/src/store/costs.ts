@@ -90,23 +90,32 @@ export async function recordCost(
   options: { now: Date; alsoWrite?: (tx: Transaction) => void },
 ): Promise<CostRecorded> {
   const entry: CostEntry = { stage: "cost", fact: key.fact, workStage: key.workStage, at: options.now, ...delta };
-  let recorded = false;
+  let written: VisitCost | null = null;
   try {
-    recorded = await db().runTransaction(async (tx) => {
+    written = await db().runTransaction(async (tx) => {
       const { total, entries } = await ledgerTotal(visitId, tx);
       const visit = await tx.get(db().collection(COLLECTIONS.visits).doc(visitId));
-      if (!visit.exists) return false;
+      if (!visit.exists) return null;
       // The claim first: on the embedded Firestore a commit's writes apply one by one.
       options.alsoWrite?.(tx);
       tx.create(ledger(visitId).doc(entryId(key)), entry);
-      tx.update(visitRef(visitId), { cost: costOfTotal(addDelta(total, delta), entries + 1) });
-      return true;
+      const cost = costOfTotal(addDelta(total, delta), entries + 1);
+      tx.update(visitRef(visitId), { cost });
+      return cost;
     });
   } catch (error) {
     // Already recorded (a retry, a duplicate delivery), or the visit deleted meanwhile.
     if (!isAlreadyExists(error) && !isNotFound(error)) throw error;
   }
-  return { recorded, cost: await reconcileCost(visitId) };
+  // The sum this writer wrote is right unless the ledger holds more than it counted: a writer
+  // that committed a sum missing another's entry finds that here and repairs it (the last writer
+  // always checks after its own write, so the visit ends agreeing with its ledger).
+  if (written !== null && sameCost(costOfLedger(await ledgerTotal(visitId)), written)) return { recorded: true, cost: written };
+  return { recorded: written !== null, cost: await reconcileCost(visitId) };
+}
+
+function costOfLedger(ledgerTotals: { total: CostDelta; entries: number }): VisitCost | null {
+  return costOfTotal(ledgerTotals.total, ledgerTotals.entries);
 }
 
 // Each round repairs a sum that a concurrent writer computed without the latest entries; rounds
@@ -116,8 +125,7 @@ const RECONCILE_ROUNDS = 5;
 /** Makes `visit.cost` equal to the sum of the visit's ledger; returns it (null for a deleted visit). */
 export async function reconcileCost(visitId: string): Promise<VisitCost | null> {
   for (let round = 0; round < RECONCILE_ROUNDS; round++) {
-    const { total, entries } = await ledgerTotal(visitId);
-    const expected = costOfTotal(total, entries);
+    const expected = costOfLedger(await ledgerTotal(visitId));
     const agreed = await db()
       .runTransaction(async (tx) => {
         const current = (await tx.get(visitRef(visitId))).data();
