@@ -254,7 +254,7 @@ export class FakeOpenAI {
     const prompt = promptOf(request.messages);
     const schema = jsonSchemaOf(request.response_format);
     const format = responseFormatName(request);
-    if (format === "summary_translation") return JSON.stringify(translatedSummary(prompt));
+    if (format === "summary_translation") return summaryTranslationContent(request);
     if (schema !== undefined) {
       const instance = generateSchemaInstance(schema, prompt);
       if (format === "visit_summary" && isRecord(instance) && "speakers" in instance) instance["speakers"] = speakersOf(prompt.lastUserText);
@@ -293,6 +293,11 @@ function speakersOf(transcript: string): JsonObject[] {
     const role = roles[index];
     return role ? { speaker, role, certainty: "inferred" } : { speaker, role: "unknown", certainty: null };
   });
+}
+
+/** What this fake answers to a summary translation request, before a completion limit cuts it off. */
+export function summaryTranslationContent(body: ChatRequestBody): string {
+  return JSON.stringify(translatedSummary(promptOf(body.messages)));
 }
 
 /**
