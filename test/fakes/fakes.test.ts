@@ -481,7 +481,7 @@ describe("FakeOpenAI", () => {
       });
     });
 
-    it("cuts off an answer past the request's max_completion_tokens, or past a limit set for its response format, with finish_reason length", async () => {
+    it("cuts off an answer past the request's max_completion_tokens, or past a limit set for its response format instead, with finish_reason length", async () => {
       const summary = { language: "en", speakers: [], overview: "", keyPoints: Array.from({ length: 40 }, (_, i) => `Key point number ${i} of the visit.`), followUp: null };
       const translation = (extra: Record<string, unknown> = {}) => ({
         model: "gpt-4o-mini",
@@ -506,8 +506,11 @@ describe("FakeOpenAI", () => {
       expect(messageOf(await chat(chatBody(transcript)))["finish_reason"]).toBe("stop");
       fake.setCompletionLimit(wholeTokens, "summary_translation");
       expect(messageOf(await chat(translation()))["finish_reason"]).toBe("stop");
+      // A provider that ignores the request's limit.
+      fake.setCompletionLimit(Number.POSITIVE_INFINITY);
+      expect(messageOf(await chat(chatBody(transcript, { max_completion_tokens: 1 })))["finish_reason"]).toBe("stop");
       // A cut-off answer is billed like any other.
-      expect(fake.completionCount()).toBe(5);
+      expect(fake.completionCount()).toBe(6);
       expect(fake.servedUsage()[1]?.completionTokens).toBe(wholeTokens - 1);
     });
 

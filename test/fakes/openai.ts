@@ -131,8 +131,9 @@ export class FakeOpenAI {
    * Cuts off (`finish_reason: "length"`, the content ended mid-way, as OpenAI does when an answer
    * reaches its token limit) every answer whose content this fake estimates (4 characters a token)
    * at more than `tokens` — for requests of the response format `format` only (`summary_translation`,
-   * …), or for every request without a limit of its own; null: no limit. Every answer is also held
-   * to the request's own `max_completion_tokens`.
+   * …), or for every request without a limit of its own; null: no limit set. Without a limit set,
+   * an answer is held to the request's own `max_completion_tokens`; a limit set replaces it, so
+   * `Infinity` plays a provider that ignores it.
    */
   setCompletionLimit(tokens: number | null, format: string | null = null): void {
     if (tokens === null) this.completionLimits.delete(format);
@@ -240,12 +241,12 @@ export class FakeOpenAI {
     return undefined;
   }
 
-  /** The most tokens an answer to this request may have: the smaller of the request's own and the configured one. */
+  /** The most tokens an answer to this request may have: the limit set for it, else the request's own. */
   private completionLimitFor(request: ChatRequestBody): number | null {
-    const requested = request["max_completion_tokens"] ?? request["max_tokens"];
     const configured = this.completionLimits.get(responseFormatName(request)) ?? this.completionLimits.get(null);
-    const limits = [typeof requested === "number" ? requested : undefined, configured].filter((limit) => limit !== undefined);
-    return limits.length > 0 ? Math.min(...limits) : null;
+    if (configured !== undefined) return configured;
+    const requested = request["max_completion_tokens"] ?? request["max_tokens"];
+    return typeof requested === "number" ? requested : null;
   }
 
   private contentFor(request: ChatRequestBody): string {
