@@ -103,10 +103,14 @@ export const logs = {
     visitId: string,
     fields: { attempt: number; model: string; actionItemCount: number; promptTokens?: number; completionTokens?: number; durationMs: number; cost: VisitCost | null },
   ) => emit("info", "summarization_completed", { visitId, ...fields, cost: costFields(fields.cost) }),
-  /** `document`: `summary` or `clinician_note`. */
-  summaryPartsPlanned: (visitId: string, fields: { document: string; parts: number; alreadySaved: number; lines: number; chunkTokens: number }) =>
+  /**
+   * `document`: `summary`, `clinician_note` or `summary_translation`; `units`: the transcript's
+   * prompt lines, or the summary's items; `partTokens`: the estimated tokens of units a part may hold.
+   */
+  summaryPartsPlanned: (visitId: string, fields: { document: string; parts: number; alreadySaved: number; units: number; partTokens: number }) =>
     emit("info", "summary_parts_planned", { visitId, ...fields }),
-  summaryPartSplit: (visitId: string, from: number, to: number) => emit("warn", "summary_part_split", { visitId, from, to }),
+  /** A part the model found too large (beyond its context, or an answer cut off) is split in two. */
+  summaryPartSplit: (visitId: string, document: string, from: number, to: number) => emit("warn", "summary_part_split", { visitId, document, from, to }),
   summaryFallbackUsed: (visitId: string, model: string, reason: string) =>
     emit("warn", "summary_fallback_used", { visitId, model, reason }),
   summaryMergeClipped: (visitId: string, parts: number, clipped: number, document = "summary") =>

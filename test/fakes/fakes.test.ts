@@ -3,7 +3,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ASSEMBLYAI_ERROR_MESSAGES, ASSEMBLYAI_HTTP_ERRORS, FakeAssemblyAI } from "./assemblyai.js";
 import type { FaultKind } from "./faults.js";
-import { FakeOpenAI, OPENAI_ERROR_MESSAGES, generateSchemaInstance, promptOf } from "./openai.js";
+import { FakeOpenAI, OPENAI_ERROR_MESSAGES, estimateTokens, generateSchemaInstance, promptOf } from "./openai.js";
 import { loadVisitScript, parseVisitScript } from "./scripts.js";
 
 const ASSEMBLYAI_KEY = "test-assemblyai-key";
@@ -479,6 +479,39 @@ describe("FakeOpenAI", () => {
         keyPoints: ["[de] One", "[de] Two"],
         actionItems: [{ description: "[de] Rest", owner: "patient", dueDate: "2026-01-02", timing: null }],
       });
+    });
+
+    it("cuts off an answer past the request's max_completion_tokens, or past a limit set for its response format instead, with finish_reason length", async () => {
+      const summary = { language: "en", speakers: [], overview: "", keyPoints: Array.from({ length: 40 }, (_, i) => `Key point number ${i} of the visit.`), followUp: null };
+      const translation = (extra: Record<string, unknown> = {}) => ({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: `Translate into language code: fr\n\nSummary:\n${JSON.stringify(summary)}` }],
+        response_format: { type: "json_schema", json_schema: { name: "summary_translation", strict: true, schema: summarySchema } },
+        ...extra,
+      });
+      const whole = messageOf(await chat(translation()));
+      expect(whole["finish_reason"]).toBe("stop");
+      // The empty overview stays empty; every key point is marked.
+      expect(JSON.parse(String(whole["content"]))).toMatchObject({ language: "fr", overview: "", keyPoints: summary.keyPoints.map((point) => `[fr] ${point}`) });
+      const wholeTokens = estimateTokens(String(whole["content"]));
+
+      const cut = messageOf(await chat(translation({ max_completion_tokens: wholeTokens - 1 })));
+      expect(cut["finish_reason"]).toBe("length");
+      expect(String(cut["content"])).toHaveLength((wholeTokens - 1) * 4);
+      expect(() => JSON.parse(String(cut["content"]))).toThrow(SyntaxError);
+
+      // A limit for translations cuts them off, and leaves other formats alone.
+      fake.setCompletionLimit(100, "summary_translation");
+      expect(messageOf(await chat(translation({ max_completion_tokens: 8_000 })))["finish_reason"]).toBe("length");
+      expect(messageOf(await chat(chatBody(transcript)))["finish_reason"]).toBe("stop");
+      fake.setCompletionLimit(wholeTokens, "summary_translation");
+      expect(messageOf(await chat(translation()))["finish_reason"]).toBe("stop");
+      // A provider that ignores the request's limit.
+      fake.setCompletionLimit(Number.POSITIVE_INFINITY);
+      expect(messageOf(await chat(chatBody(transcript, { max_completion_tokens: 1 })))["finish_reason"]).toBe("stop");
+      // A cut-off answer is billed like any other.
+      expect(fake.completionCount()).toBe(6);
+      expect(fake.servedUsage()[1]?.completionTokens).toBe(wholeTokens - 1);
     });
 
     it("answers as it would when respondWith() returns undefined for a request", async () => {

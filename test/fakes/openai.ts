@@ -68,6 +68,7 @@ export class FakeOpenAI {
   private readonly usage: { promptTokens: number; completionTokens: number }[] = [];
   private override: ((body: ChatRequestBody) => unknown) | null = null;
   private readonly contextLimits = new Map<string | null, number>();
+  private readonly completionLimits = new Map<string | null, number>();
   private readonly missingModels = new Set<string>();
   private readonly apiKey: string;
   private readonly contract: Contract | null;
@@ -126,6 +127,19 @@ export class FakeOpenAI {
     else this.contextLimits.set(model, tokens);
   }
 
+  /**
+   * Cuts off (`finish_reason: "length"`, the content ended mid-way, as OpenAI does when an answer
+   * reaches its token limit) every answer whose content this fake estimates (4 characters a token)
+   * at more than `tokens` — for requests of the response format `format` only (`summary_translation`,
+   * …), or for every request without a limit of its own; null: no limit set. Without a limit set,
+   * an answer is held to the request's own `max_completion_tokens`; a limit set replaces it, so
+   * `Infinity` plays a provider that ignores it.
+   */
+  setCompletionLimit(tokens: number | null, format: string | null = null): void {
+    if (tokens === null) this.completionLimits.delete(format);
+    else this.completionLimits.set(format, tokens);
+  }
+
   /** Answers 404 `model_not_found` for requests naming one of these models (retired or never existing). */
   setMissingModels(models: readonly string[]): void {
     this.missingModels.clear();
@@ -138,6 +152,7 @@ export class FakeOpenAI {
     this.completions = 0;
     this.override = null;
     this.contextLimits.clear();
+    this.completionLimits.clear();
     this.missingModels.clear();
     this.faults.clear();
   }
@@ -185,7 +200,7 @@ export class FakeOpenAI {
     const refused = this.modelRefusal(checked.request);
     if (refused !== undefined) return refused;
     this.completions += 1;
-    const response = completionResponse(checked.request, this.contentFor(checked.request), fault);
+    const response = completionResponse(checked.request, this.contentFor(checked.request), fault, this.completionLimitFor(checked.request));
     const usage = response.usage as { prompt_tokens: number; completion_tokens: number };
     this.usage.push({ promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens });
     return { status: 200, body: response };
@@ -226,13 +241,21 @@ export class FakeOpenAI {
     return undefined;
   }
 
+  /** The most tokens an answer to this request may have: the limit set for it, else the request's own. */
+  private completionLimitFor(request: ChatRequestBody): number | null {
+    const configured = this.completionLimits.get(responseFormatName(request)) ?? this.completionLimits.get(null);
+    if (configured !== undefined) return configured;
+    const requested = request["max_completion_tokens"] ?? request["max_tokens"];
+    return typeof requested === "number" ? requested : null;
+  }
+
   private contentFor(request: ChatRequestBody): string {
     const overridden: unknown = this.override?.(request);
     if (overridden !== undefined) return JSON.stringify(overridden);
     const prompt = promptOf(request.messages);
     const schema = jsonSchemaOf(request.response_format);
     const format = responseFormatName(request);
-    if (format === "summary_translation") return JSON.stringify(translatedSummary(prompt));
+    if (format === "summary_translation") return summaryTranslationContent(request);
     if (schema !== undefined) {
       const instance = generateSchemaInstance(schema, prompt);
       if (format === "visit_summary" && isRecord(instance) && "speakers" in instance) instance["speakers"] = speakersOf(prompt.lastUserText);
@@ -273,16 +296,22 @@ function speakersOf(transcript: string): JsonObject[] {
   });
 }
 
+/** What this fake answers to a summary translation request, before a completion limit cuts it off. */
+export function summaryTranslationContent(body: ChatRequestBody): string {
+  return JSON.stringify(translatedSummary(promptOf(body.messages)));
+}
+
 /**
  * A summary translation: the summary the prompt carries (after "Summary:"), every text marked with
  * the target language (`[es] …`) as this fake's stand-in for translating it, every list the same
- * length, every value that is not free text unchanged.
+ * length, every value that is not free text unchanged — of a whole summary or of a part of one.
  */
 function translatedSummary(prompt: PromptFacts): unknown {
   const source = prompt.lastUserText.slice(prompt.lastUserText.indexOf("Summary:") + "Summary:".length).trim();
   const summary: unknown = JSON.parse(source);
   const mark = (value: unknown, key: string | null): unknown => {
-    if (typeof value === "string") return TEXT_FIELDS.has(key ?? "") ? `[${prompt.language}] ${value}` : value;
+    // An empty text (the overview of a part that does not carry it) stays empty, as a model leaves it.
+    if (typeof value === "string") return TEXT_FIELDS.has(key ?? "") && value !== "" ? `[${prompt.language}] ${value}` : value;
     if (Array.isArray(value)) return value.map((item) => mark(item, key));
     if (isRecord(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === "speakers" ? v : mark(v, k)]));
     return value;
@@ -300,9 +329,9 @@ function jsonSchemaOf(format: ChatResponseFormat | undefined): JsonObject | unde
   return isRecord(jsonSchema) && isRecord(jsonSchema["schema"]) ? jsonSchema["schema"] : undefined;
 }
 
-/** Refusal, length and content-filter faults shape the completion itself. */
-function completionResponse(request: ChatRequestBody, content: string, fault: FaultKind | undefined): JsonObject {
-  const choice = shapeChoice(content, fault);
+/** Refusal, length and content-filter faults, and the completion limit, shape the completion itself. */
+function completionResponse(request: ChatRequestBody, content: string, fault: FaultKind | undefined, completionLimit: number | null): JsonObject {
+  const choice = shapeChoice(content, fault, completionLimit);
   const promptTokens = estimateTokens(JSON.stringify(request.messages));
   const completionTokens = estimateTokens(choice.content ?? choice.refusal ?? "");
   return {
@@ -338,6 +367,7 @@ function completionResponse(request: ChatRequestBody, content: string, fault: Fa
 function shapeChoice(
   content: string,
   fault: FaultKind | undefined,
+  completionLimit: number | null,
 ): { content: string | null; refusal: string | null; finishReason: "stop" | "length" | "content_filter" } {
   switch (fault?.kind) {
     case "refusal":
@@ -348,6 +378,10 @@ function shapeChoice(
     case "contentFilter":
       return { content: null, refusal: null, finishReason: "content_filter" };
     default:
+      // Past the limit the answer stops where the limit is reached (JSON content left unterminated).
+      if (completionLimit !== null && estimateTokens(content) > completionLimit) {
+        return { content: content.slice(0, completionLimit * 4), refusal: null, finishReason: "length" };
+      }
       return { content, refusal: null, finishReason: "stop" };
   }
 }

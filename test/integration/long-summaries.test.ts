@@ -18,6 +18,7 @@ import { estimateTokens } from "../../functions/src/visit/summary-plan.js";
 import { estimateTokens as fakeTokens } from "../fakes/openai.js";
 import type { ChatRequestBody } from "../fakes/openai.js";
 import { startLocalRuntime } from "../support/local-runtime.js";
+import { spokenTurns, userText } from "../support/long-visits.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
 import { newVisitId, readActionItems, readVisit } from "../support/visits.js";
 
@@ -58,31 +59,11 @@ afterEach(async () => {
   await runtime.setEnv(Object.fromEntries(TUNED_ENV.map((key) => [key, undefined])));
 });
 
-const WORDS = "the patient describes chest tightness when climbing stairs and the doctor explains the plan for tests".split(" ");
-
-/** About `minutes` of speech (0.4 s a word in the fake), each turn starting with its marker `tN`. */
-function turns(minutes: number): { speaker: string; text: string }[] {
-  const result: { speaker: string; text: string }[] = [];
-  let seconds = 0;
-  for (let i = 0; seconds < minutes * 60; i++) {
-    const count = 25 + ((i * 13) % 30);
-    const words = Array.from({ length: count }, (_, w) => WORDS[(i + w) % WORDS.length]);
-    result.push({ speaker: i % 2 === 0 ? "clinician" : "patient", text: `t${i} ${words.join(" ")}.` });
-    seconds += count * 0.4 + 0.5;
-  }
-  return result;
-}
-
 async function uploadVisit(name: string, visitTurns: { speaker: string; text: string }[]): Promise<string> {
   runtime.assemblyai.registerAudio(name, { kind: "transcript", languageCode: "en", turns: visitTurns });
   const visitId = newVisitId();
   await runtime.upload({ uid: "user-1", visitId, fileName: `${name}.m4a` });
   return visitId;
-}
-
-function userText(body: ChatRequestBody): string {
-  const user = body.messages.find((message) => message.role === "user");
-  return typeof user?.content === "string" ? user.content : "";
 }
 
 function markersOf(body: ChatRequestBody): number[] {
@@ -133,7 +114,7 @@ describe("a multi-hour visit with a small context budget", () => {
   it("is summarized in parts that each fit, covering every turn once, merged without duplicate action items", async () => {
     await runtime.setEnv({ SUMMARY_CONTEXT_TOKENS: String(CONTEXT_TOKENS) });
     runtime.openai.respondWith(partAnswer);
-    const visitTurns = turns(180);
+    const visitTurns = spokenTurns(180);
     const visitId = await uploadVisit("three-hours", visitTurns);
     await runtime.runUntilSettled([visitId]);
 
@@ -184,7 +165,7 @@ describe("a multi-hour visit with a small context budget", () => {
       // The fifth part's first answer does not match the schema: the attempt fails there.
       return seen.size === 5 && seen.get(text) === 1 ? { unexpected: true } : partAnswer(body);
     });
-    const visitTurns = turns(90);
+    const visitTurns = spokenTurns(90);
     const visitId = await uploadVisit("ninety-minutes", visitTurns);
     await runtime.runUntilSettled([visitId]);
 
@@ -209,7 +190,7 @@ describe("a multi-hour visit with a small context budget", () => {
     // The provider counts more tightly than our estimate: the planned parts are too large for it.
     const limit = 1_400;
     runtime.openai.setContextLimit(limit);
-    const visitTurns = turns(60);
+    const visitTurns = spokenTurns(60);
     const visitId = await uploadVisit("one-hour", visitTurns);
     await runtime.runUntilSettled([visitId]);
 
@@ -237,7 +218,7 @@ describe("a multi-hour visit with a small context budget", () => {
   it("a short visit the provider refuses as too long in one request is summarized in parts", async () => {
     runtime.openai.respondWith(partAnswer);
     runtime.openai.setContextLimit(600);
-    const visitTurns = turns(3);
+    const visitTurns = spokenTurns(3);
     const visitId = await uploadVisit("short", visitTurns);
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
@@ -251,7 +232,7 @@ describe("a multi-hour visit with a small context budget", () => {
     await runtime.setEnv({ SUMMARY_CONTEXT_TOKENS: String(CONTEXT_TOKENS), MAX_PAID_CALLS_PER_VISIT: "2" });
     runtime.openai.respondWith(partAnswer);
     runtime.openai.setContextLimit(50);
-    const visitId = await uploadVisit("budget", turns(3));
+    const visitId = await uploadVisit("budget", spokenTurns(3));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("partial");
@@ -264,7 +245,7 @@ describe("a multi-hour visit with a small context budget", () => {
 
   it("a recording past SUMMARY_MAX_AUDIO_SECONDS ends partial with transcript_too_long; nothing is paid", async () => {
     await runtime.setEnv({ SUMMARY_MAX_AUDIO_SECONDS: "3600" });
-    const visitId = await uploadVisit("too-long", turns(75));
+    const visitId = await uploadVisit("too-long", spokenTurns(75));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("partial");
@@ -282,7 +263,7 @@ describe("the parts of an unfinished summary", () => {
       seen.add(userText(body));
       return seen.size === 3 ? { unexpected: true } : partAnswer(body);
     });
-    const visitId = await uploadVisit("unfinished", turns(30));
+    const visitId = await uploadVisit("unfinished", spokenTurns(30));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("partial");
@@ -314,9 +295,9 @@ describe("the parts of an unfinished summary", () => {
       return firstRound.indexOf(text) === 2 ? { unexpected: true } : partAnswer(body);
     });
     // Two visits of the same conversation: their parts have the same texts, and each stops at the third.
-    const reused = await uploadVisit("retried", turns(30));
+    const reused = await uploadVisit("retried", spokenTurns(30));
     await runtime.runUntilSettled([reused]);
-    const resplit = await uploadVisit("resplit", turns(30));
+    const resplit = await uploadVisit("resplit", spokenTurns(30));
     await runtime.runUntilSettled([resplit]);
     for (const visitId of [reused, resplit]) {
       expect((await readVisit(visitId)).status).toBe("partial");
@@ -346,13 +327,13 @@ describe("the parts of an unfinished summary", () => {
     const texts = completedRequests().map(userText);
     expect(redone.summaryParts).toBe(texts.length);
     expect(texts.filter((text) => saved.includes(text))).toHaveLength(0);
-    expectEveryTurnOnce(completedRequests(), turns(30).length);
+    expectEveryTurnOnce(completedRequests(), spokenTurns(30).length);
   });
 
   it("of an earlier recording are removed when a new recording replaces the transcript", async () => {
     await runtime.setEnv({ SUMMARY_CONTEXT_TOKENS: String(CONTEXT_TOKENS), SUMMARY_MAX_ATTEMPTS: "1" });
     runtime.openai.respondWith((body) => (markersOf(body)[0] === 0 ? partAnswer(body) : { unexpected: true }));
-    const visitId = await uploadVisit("replaced", turns(20));
+    const visitId = await uploadVisit("replaced", spokenTurns(20));
     await runtime.runUntilSettled([visitId]);
     expect(await summaryPartDocuments(visitId)).toBe(1);
     expect(await deleteTranscripts(visitId, "a-newer-generation")).toBe(1 + 1);
@@ -368,7 +349,7 @@ describe("the fallback model", () => {
   it("writes the summary when the primary model is not found; the visit records it", async () => {
     await runtime.setEnv({ OPENAI_MODEL: "gpt-retired", OPENAI_FALLBACK_MODEL: FALLBACK });
     runtime.openai.setMissingModels(["gpt-retired"]);
-    const visitId = await uploadVisit("fallback-missing", turns(2));
+    const visitId = await uploadVisit("fallback-missing", spokenTurns(2));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("completed");
@@ -382,7 +363,7 @@ describe("the fallback model", () => {
     await runtime.setEnv({ OPENAI_MODEL: "gpt-retired", OPENAI_FALLBACK_MODEL: FALLBACK, SUMMARY_CONTEXT_TOKENS: String(CONTEXT_TOKENS) });
     runtime.openai.setMissingModels(["gpt-retired"]);
     runtime.openai.respondWith(partAnswer);
-    const visitId = await uploadVisit("fallback-parts", turns(30));
+    const visitId = await uploadVisit("fallback-parts", spokenTurns(30));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("completed");
@@ -396,7 +377,7 @@ describe("the fallback model", () => {
   it("without a fallback, a missing model ends partial with summary_model_unavailable after one request", async () => {
     await runtime.setEnv({ OPENAI_MODEL: "gpt-retired" });
     runtime.openai.setMissingModels(["gpt-retired"]);
-    const visitId = await uploadVisit("no-fallback", turns(2));
+    const visitId = await uploadVisit("no-fallback", spokenTurns(2));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("partial");
@@ -407,7 +388,7 @@ describe("the fallback model", () => {
   it("takes over after the primary model's output is invalid twice in a row", async () => {
     await runtime.setEnv({ OPENAI_FALLBACK_MODEL: FALLBACK });
     runtime.openai.respondWith((body) => (body.model === PRIMARY ? { overview: 42 } : partAnswer(body)));
-    const visitId = await uploadVisit("fallback-invalid", turns(2));
+    const visitId = await uploadVisit("fallback-invalid", spokenTurns(2));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("completed");
@@ -420,7 +401,7 @@ describe("the fallback model", () => {
     await runtime.setEnv({ OPENAI_FALLBACK_MODEL: FALLBACK });
     let calls = 0;
     runtime.openai.respondWith((body) => (++calls === 1 ? { overview: 42 } : partAnswer(body)));
-    const visitId = await uploadVisit("primary-again", turns(2));
+    const visitId = await uploadVisit("primary-again", spokenTurns(2));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("completed");
@@ -449,7 +430,7 @@ describe("the fallback model", () => {
       BREAKER_FAILURE_THRESHOLD: "1000",
     });
     runtime.openai.faults.enqueue("chat", { kind: "status", status: 503 }, 3);
-    const visitId = await uploadVisit("outage", turns(2));
+    const visitId = await uploadVisit("outage", spokenTurns(2));
     await runtime.runUntilSettled([visitId]);
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("partial");

@@ -19,7 +19,7 @@ import { VisitSummarySchema } from "../../functions/src/visit/summary.js";
 import { responseFormatName } from "../fakes/openai.js";
 import type { ChatRequestBody } from "../fakes/openai.js";
 import { useLocalRuntime } from "../support/use-local-runtime.js";
-import { newVisitId, readActionItems, readVisit } from "../support/visits.js";
+import { newVisitId, readActionItems, readVisit, summarizeWithConcurrentDeliveries } from "../support/visits.js";
 
 const runtime = useLocalRuntime({ assemblyai: { queuedMs: 0, processingMs: 0 } });
 const UID = "user-languages";
@@ -247,20 +247,11 @@ describe("duplicate and concurrent deliveries", () => {
   it("six concurrent deliveries of the summarization task make each paid call once", async () => {
     await runtime().setEnv({ SUMMARY_FORMATS: "patient,soap" });
     await setPreferredLanguage(UID, "it");
-    const visitId = newVisitId();
-    runtime().tasks.pause();
-    await runtime().upload({ uid: UID, visitId });
-    await runtime().runChecker();
-    expect((await readVisit(visitId)).status).toBe("summarizing");
-    await Promise.all(
-      Array.from({ length: 6 }, async () => {
-        await runtime().functions.summarizeVisit.run({ data: { visitId, dispatch: 1 } } as never);
-      }),
-    );
-    runtime().tasks.resume();
-    await runtime().runUntilSettled([visitId]);
-    // And a late duplicate of the task once the visit is done.
-    await runtime().functions.summarizeVisit.run({ data: { visitId, dispatch: 1 } } as never);
+    const visitId = await summarizeWithConcurrentDeliveries(runtime(), async () => {
+      const id = newVisitId();
+      await runtime().upload({ uid: UID, visitId: id });
+      return id;
+    });
 
     const visit = await readVisit(visitId);
     expect(visit.status).toBe("completed");

@@ -547,6 +547,8 @@ describe("provider answers", () => {
 
   it("a 3 MB summary answer is stored bounded: every text at most 2 000 characters, every list at most 50 items", async () => {
     const long = "x".repeat(100_000);
+    // A provider (or a proxy in front of it) that ignores max_completion_tokens.
+    runtime.openai.setCompletionLimit(Number.POSITIVE_INFINITY);
     runtime.openai.respondWith(() => ({
       ...summary,
       overview: long,

@@ -5,6 +5,7 @@ import { db } from "../../functions/src/store/db.js";
 import { getVisit } from "../../functions/src/store/visits.js";
 import type { Visit } from "../../functions/src/visit/model.js";
 import { isTerminal } from "../../functions/src/visit/status.js";
+import type { LocalRuntime } from "./local-runtime.js";
 
 export async function readVisit(visitId: string): Promise<Visit> {
   const visit = await getVisit(visitId);
@@ -45,4 +46,25 @@ let visitCounter = 0;
 export function newVisitId(prefix = "visit"): string {
   visitCounter += 1;
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${visitCounter}`;
+}
+
+/**
+ * Duplicate and concurrent deliveries of one summarization task: with the task queue held, the
+ * visit `upload` starts is taken to `summarizing`, its task is delivered `deliveries` times at once,
+ * the visit settles, and the task is delivered once more, late. Returns the visit's id.
+ */
+export async function summarizeWithConcurrentDeliveries(runtime: LocalRuntime, upload: () => Promise<string>, deliveries = 6): Promise<string> {
+  runtime.tasks.pause();
+  const visitId = await upload();
+  await runtime.runChecker();
+  const status = (await readVisit(visitId)).status;
+  if (status !== "summarizing") throw new Error(`visit ${visitId} is ${status}, not summarizing`);
+  const deliver = async () => {
+    await runtime.functions.summarizeVisit.run({ data: { visitId, dispatch: 1 } } as never);
+  };
+  await Promise.all(Array.from({ length: deliveries }, deliver));
+  runtime.tasks.resume();
+  await runtime.runUntilSettled([visitId]);
+  await deliver();
+  return visitId;
 }

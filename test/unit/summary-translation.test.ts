@@ -53,6 +53,36 @@ describe("applyTranslation", () => {
     expect(translated.actionItems.map((item) => item.description)).toEqual(["Check your blood pressure every morning"]);
   });
 
+  it("keeps every item and the whole overview of a summary merged from parts (100 items a list, a 10,000-character overview)", () => {
+    const merged: VisitSummary = {
+      ...original,
+      overview: "The visit. ".repeat(909).trim(),
+      keyPoints: Array.from({ length: 100 }, (_, i) => `Point ${i}`),
+      actionItems: Array.from({ length: 100 }, (_, i) => ({ description: `Task ${i}`, owner: "patient" as const, dueDate: null, timing: null })),
+    };
+    const translation: VisitSummary = {
+      ...merged,
+      language: "es",
+      overview: "La visita. ".repeat(909).trim(),
+      keyPoints: merged.keyPoints.map((point) => `  ${point} (es) `),
+      actionItems: merged.actionItems.map((item) => ({ ...item, description: `${item.description} (es)` })),
+    };
+    const translated = applyTranslation(merged, translation, "es");
+    expect(translated.overview).toBe(translation.overview);
+    expect(translated.overview.length).toBeGreaterThan(9_000);
+    expect(translated.keyPoints).toEqual(merged.keyPoints.map((point) => `${point} (es)`));
+    expect(translated.actionItems.map((item) => item.description)).toEqual(merged.actionItems.map((item) => `${item.description} (es)`));
+  });
+
+  it("refuses a runaway text (more than three times its source, and longer than any summary text) rather than cut it", () => {
+    expect(applyTranslation(original, { ...spanish, keyPoints: ["PA 152/96", "x".repeat(2_000)] }, "es").keyPoints[1]).toHaveLength(2_000);
+    const runaway = { ...spanish, keyPoints: ["PA 152/96", "x".repeat(2_001)] };
+    expect(() => applyTranslation(original, runaway, "es")).toThrow(expect.objectContaining({ code: "summary_invalid" }));
+    const long = { ...original, overview: "y".repeat(1_000) };
+    expect(applyTranslation(long, { ...spanish, overview: "z".repeat(3_000) }, "es").overview).toHaveLength(3_000);
+    expect(() => applyTranslation(long, { ...spanish, overview: "z".repeat(3_001) }, "es")).toThrow(expect.objectContaining({ code: "summary_invalid" }));
+  });
+
   it("refuses a translation in another language, or one that does not line up item for item (summary_invalid)", () => {
     const invalid = expect.objectContaining({ code: "summary_invalid" });
     expect(() => applyTranslation(original, spanish, "fr")).toThrow(invalid);

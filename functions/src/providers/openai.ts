@@ -12,7 +12,7 @@ import { makeParseableResponseFormat } from "openai/lib/parser";
 import type { ParsedChatCompletion } from "openai/resources/chat/completions/completions";
 import { z } from "zod";
 import { PipelineError } from "../visit/errors.js";
-import { estimateTokens } from "../visit/summary-plan.js";
+import { MAX_COMPLETION_TOKENS, estimateTokens } from "../visit/summary-plan.js";
 import { ClinicianNoteSchema } from "../visit/clinician-note.js";
 import { VisitSummarySchema } from "../visit/summary.js";
 import type { SummaryRequest, SummaryResult, Summarizer, TranslationRequest } from "./ports.js";
@@ -51,9 +51,6 @@ export const RESPONSE_FORMATS = {
   clinicianNote: strictResponseFormat(ClinicianNoteSchema, "clinician_note"),
   translation: strictResponseFormat(VisitSummarySchema, "summary_translation"),
 };
-
-// Long enough for a full summary of a long visit; a cut-off answer is reported, not stored.
-const MAX_COMPLETION_TOKENS = 8_000;
 
 export function createOpenAi(options: OpenAiOptions): Summarizer {
   const client = new OpenAI({
@@ -163,9 +160,15 @@ export function buildTranslationMessages(request: TranslationRequest): OpenAI.Ch
         `Translate into language code: ${request.targetLanguage} and set "language" to ${request.targetLanguage}.`,
       ].join("\n"),
     },
-    { role: "user", content: `Translate into language code: ${request.targetLanguage}\n\nSummary:\n${JSON.stringify(request.summary)}` },
+    {
+      role: "user",
+      content: `Translate into language code: ${request.targetLanguage}${request.part ? TRANSLATION_PART_NOTE : ""}\n\nSummary:\n${JSON.stringify(request.summary)}`,
+    },
   ];
 }
+
+const TRANSLATION_PART_NOTE =
+  "\nThis is one part of a longer summary, translated in parts and put back together: translate exactly the items given, and leave an empty text empty.";
 
 const PART_NOTE =
   "\nThis is one consecutive part of the transcript of a long visit; summarize only what is said in this part (the parts are merged afterwards).";

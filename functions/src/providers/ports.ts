@@ -110,6 +110,8 @@ export interface TranslationRequest {
   targetLanguage: string;
   /** The model to ask; null: the adapter's default (OPENAI_MODEL). */
   model?: string | null;
+  /** The summary holds only some items of a longer one, translated in parts and put back together. */
+  part?: boolean;
 }
 
 /** Every method is paid: each call goes through the step runner's `pay`. */

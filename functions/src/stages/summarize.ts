@@ -4,7 +4,8 @@
 // part is written and checkpointed, and the parts are merged (visit/summary-merge.ts) — see
 // stages/write-with-models.ts. Beside the patient summary the visit may ask for two more paid
 // documents: the summary in the user's preferred language (users/{uid}.preferredLanguage, when it
-// is not the recording's) and a clinician's SOAP note (SUMMARY_FORMATS). Then the summary is saved
+// is not the recording's; in parts too when it would not fit one answer, see
+// visit/summary-translation-parts.ts) and a clinician's SOAP note (SUMMARY_FORMATS). Then the summary is saved
 // on the visit first (with its action items and the speakers' roles), and each further document is
 // saved as its own artifact once written, so a failure never pays again for what is done. The
 // `completed` status lands in one commit fenced by the attempt's lease, once everything asked for
@@ -34,11 +35,18 @@ import { updateVisit } from "../store/visits.js";
 import type { VisitGuard } from "../store/visits.js";
 import { normalizeClinicianNote } from "../visit/clinician-note.js";
 import type { ClinicianNote } from "../visit/clinician-note.js";
-import { PipelineError } from "../visit/errors.js";
+import { PipelineError, asPipelineError } from "../visit/errors.js";
 import type { ClinicianNoteInfo, SummaryTranslationInfo, Visit, VisitPatch } from "../visit/model.js";
 import { mergeClinicianNotes, mergeSummaries, mostCommon } from "../visit/summary-merge.js";
 import { MIN_CHUNK_TOKENS, contextBudget, estimatedChunkCount, maxLineCharsFor, transcriptLines } from "../visit/summary-plan.js";
 import { applyTranslation } from "../visit/summary-translation.js";
+import {
+  mergeTranslatedParts,
+  planTranslationParts,
+  translationPartSource,
+  translationPartTokens,
+  translationUnits,
+} from "../visit/summary-translation-parts.js";
 import { normalizeLanguageCode, normalizeSummary } from "../visit/summary.js";
 import type { VisitSummary } from "../visit/summary.js";
 import { modelWriter, writeInParts } from "./write-with-models.js";
@@ -69,7 +77,7 @@ function summarizationStep(p: Pipeline, dispatch: number): PaidStep<"openai", Vi
     afterPaidCall: "after_summary_call",
     // Past the audio cap nothing is planned or paid for.
     cannotRun: (visit) => (exceedsAudioCap(p, (visit.transcript?.audioDurationSeconds ?? 0) * 1000) ? "transcript_too_long" : null),
-    paidCallAllowance: (visit) => partsCallAllowance(p, visit),
+    paidCallAllowance: async (visit) => (await partsCallAllowance(p, visit)) + translationCallAllowance(visit),
     async perform(work) {
       logs.summarizationStarted(work.visit.id, work.attempt, dispatch);
       return writeVisitDocuments(p, work);
@@ -146,6 +154,18 @@ async function partsCallAllowance(p: Pipeline, visit: Visit): Promise<number> {
   return parts > 1 ? 3 * parts * documents : 0;
 }
 
+/**
+ * Room in the paid-call budget for the summary's translation in parts, once the summary it
+ * translates is saved on the visit (before that, nothing says how large it is: the step runner asks
+ * again when a call of the attempt that saved it would pass the ceiling): three calls a planned
+ * part, like the transcript's parts.
+ */
+function translationCallAllowance(visit: Visit): number {
+  if (!visit.summary || visit.summaryTranslation === null) return 0;
+  const parts = planTranslationParts(visit.summary).length;
+  return parts > 1 ? 3 * parts : 0;
+}
+
 /** Everything one attempt writes: what earlier attempts of this recording saved is taken as it is. */
 async function writeVisitDocuments(p: Pipeline, work: StepWork<"openai">): Promise<VisitSummaryOutput> {
   const { visit } = work;
@@ -159,8 +179,8 @@ async function writeVisitDocuments(p: Pipeline, work: StepWork<"openai">): Promi
   if (tokens < MIN_CHUNK_TOKENS) {
     throw new PipelineError("config_invalid", { detail: `SUMMARY_CONTEXT_TOKENS leaves ${tokens} tokens for transcript text` });
   }
-  const plan: PartsPlan = { generation, lines: transcriptLines(transcript, maxLineCharsFor(tokens)), chunkTokens: tokens };
-  if (plan.lines.join("").trim() === "") throw new PipelineError("transcript_empty");
+  const plan: PartsPlan = { generation, units: transcriptLines(transcript, maxLineCharsFor(tokens)), partTokens: tokens };
+  if (plan.units.join("").trim() === "") throw new PipelineError("transcript_empty");
 
   const writer = modelWriter(p, visit.id);
   const languageCode = normalizeLanguageCode(visit.transcript?.languageCode) ?? null;
@@ -209,6 +229,7 @@ async function writeSummary(
       send: (summarizer, request) => summarizer.summarize(request).then(({ summary, ...rest }) => ({ value: summary, ...rest })),
       normalize: normalizeSummary,
     }),
+    splitOn: TRANSCRIPT_PART_TOO_LARGE,
     stored: (part) => part.summary,
     toStored: (summary) => ({ summary }),
   };
@@ -227,6 +248,13 @@ function writtenBy(parts: readonly { model: string }[]): { model: string; models
   return { model: mostCommon(models), models: [...new Set(models)], parts: parts.length };
 }
 
+// A part of the transcript is split when the model finds it beyond its context; a cut-off answer is
+// asked again (and of the fallback model), as a part's summary is far shorter than one answer.
+const TRANSCRIPT_PART_TOO_LARGE = ["summary_context_exceeded"] as const;
+// A part of a summary being translated is split when its translation is cut off, too: it is as long
+// as its source, so a smaller part is what helps.
+const TRANSLATION_PART_TOO_LARGE = ["summary_context_exceeded", "summary_truncated"] as const;
+
 /**
  * How a document of the transcript (the summary, the clinician's note) is asked for: paid through
  * the step, normalized, and refused (`summary_invalid`, asked again) when it is not in the
@@ -244,8 +272,8 @@ function askForTranscriptDocument<T extends { language: string }>(
     normalize(value: T): T;
   },
 ): AskModel<T> {
-  return async (model, transcriptText, part) => {
-    const request: SummaryRequest = { transcriptText, languageCode: document.languageCode, model, part };
+  return async (model, part) => {
+    const request: SummaryRequest = { transcriptText: part.text, languageCode: document.languageCode, model, part: part.isPart };
     const answer = await paidAnswer(p, work, writer, document.operation, (summarizer) => document.send(summarizer, request));
     const value = document.normalize(answer.value);
     const { languageCode } = document;
@@ -309,7 +337,12 @@ async function saveSummaryFirst(
   await deleteSummaryParts(work.visit.id, "summary");
 }
 
-/** The summary in `language`: the one an earlier attempt saved for exactly this summary, or written now. */
+/**
+ * The summary in `language`: the one an earlier attempt saved for exactly this summary, or written
+ * now — in one request when it fits one answer, else in parts of consecutive items
+ * (visit/summary-translation-parts.ts), each checkpointed like the transcript's parts and split
+ * further when its answer is cut off, then put back together item for item.
+ */
 async function translatedSummary(
   p: Pipeline,
   work: StepWork<"openai">,
@@ -321,23 +354,54 @@ async function translatedSummary(
   const { visit } = work;
   const saved = await loadSummaryTranslation(visit.id, { generation: guard.generation, language, source: summary });
   if (saved) return { language, state: "saved", model: saved.model };
-  const translated = await writer.write(async (model) => {
-    const answer = await paidAnswer(p, work, writer, "translate_summary", (summarizer) =>
-      summarizer.translateSummary({ summary, targetLanguage: language, model }).then(({ summary: value, ...rest }) => ({ value, ...rest })),
-    );
-    return { ...answer, value: applyTranslation(summary, answer.value, language) };
-  }, false);
-  // Unsplittable: a summary too large for the model's context is an error of its own (never seen:
-  // a summary is bounded far below every context window).
-  if (translated === "too_large") throw new PipelineError("summary_context_exceeded", { detail: "the summary to translate" });
+  const spec: PartDocumentSpec<VisitSummary> = {
+    document: "summary_translation",
+    async ask(model, part) {
+      const source = translationPartSource(summary, part.range);
+      const answer = await paidAnswer(p, work, writer, "translate_summary", (summarizer) =>
+        summarizer.translateSummary({ summary: source, targetLanguage: language, model, part: part.isPart }).then(({ summary: value, ...rest }) => ({ value, ...rest })),
+      );
+      // Each part is checked against its own items as it comes back: one that does not line up is asked again, not merged.
+      return { ...answer, value: applyTranslation(source, answer.value, language) };
+    },
+    splitOn: TRANSLATION_PART_TOO_LARGE,
+    // A part translated into another language is never taken for this one.
+    alsoDependsOn: language,
+    stored: (part) => part.summary,
+    toStored: (translated) => ({ summary: translated }),
+  };
+  const plan: PartsPlan = { generation: guard.generation, units: translationUnits(summary), partTokens: translationPartTokens(summary) };
+  const parts = await writeInParts(p, work, plan, spec, writer).catch((thrown: unknown) => {
+    // Larger parts are split when cut off: a cut-off answer that comes out here was of a single item.
+    const error = asPipelineError(thrown);
+    throw error.code === "summary_truncated" ? new PipelineError("translation_item_too_long", { detail: error.detail, cause: error }) : error;
+  });
+  const translated = mergeTranslatedParts(
+    summary,
+    parts.map(({ value, range }) => ({ range, translated: value })),
+    language,
+  );
+  const { model } = writtenBy(parts);
   const stored = await saveSummaryTranslation(
     visit.id,
-    { kind: "summary_translation", generation: guard.generation, language, sourceSha256: summarySha256(summary), summary: translated.value, model: translated.model, savedAt: p.now() },
+    {
+      kind: "summary_translation",
+      generation: guard.generation,
+      language,
+      sourceSha256: summarySha256(summary),
+      summary: translated,
+      model,
+      parts: parts.length,
+      savedAt: p.now(),
+    },
     guard,
   );
   if (!stored) throw new PipelineError("internal_error", { detail: "translation fenced off: the attempt lost its lease" });
-  logs.summaryExtraSaved(visit.id, "summary_translation", translated.model, { language });
-  return { language, state: "saved", model: translated.model };
+  // The saved translation holds what its parts said: their checkpoints are no longer needed. (One
+  // request leaves none; leftovers of another language go with the visit's success, or with it.)
+  if (parts.length > 1) await deleteSummaryParts(visit.id, "summary_translation");
+  logs.summaryExtraSaved(visit.id, "summary_translation", model, { language, parts: parts.length });
+  return { language, state: "saved", model };
 }
 
 /** The clinician's SOAP note of the transcript: the one an earlier attempt saved, or written now (in parts like the summary). */
@@ -361,6 +425,7 @@ async function writtenClinicianNote(
       send: (summarizer, request) => summarizer.writeClinicianNote(request).then(({ note, ...rest }) => ({ value: note, ...rest })),
       normalize: normalizeClinicianNote,
     }),
+    splitOn: TRANSCRIPT_PART_TOO_LARGE,
     stored: (part) => part.note,
     toStored: (note) => ({ note }),
   };

@@ -76,7 +76,9 @@ export interface PaidStep<P extends ProviderName, Output> {
   afterPaidCall: FailpointName;
   /**
    * Paid calls this visit may make beyond MAX_PAID_CALLS_PER_VISIT, for a step that needs several
-   * per attempt (a summary in parts). The ceiling is checked before each call, not only per attempt.
+   * per attempt (a summary in parts). The ceiling is checked before each call, not only per attempt;
+   * a call that would pass it asks for the allowance again, of the visit as it is then (what the
+   * attempt saved meanwhile may plan more calls).
    */
   paidCallAllowance?(visit: Visit): Promise<number>;
   /** Why the visit cannot take this step at all (checked before anything is claimed), or null. */
@@ -187,7 +189,7 @@ async function startAttempt<P extends ProviderName, Output>(
   if (outOfAttempts && ledger.leftovers.length === 0) return endStep(p, step, visit, lastErrorCode(visit), null);
 
   // A ceiling on what one visit may cost, whatever retries and rounds ask for.
-  const paidCallCeiling = p.config.maxPaidCallsPerVisit + ((await step.paidCallAllowance?.(visit)) ?? 0);
+  const paidCallCeiling = await paidCallCeilingOf(p, step, visit);
   if (paidCallsOf(workClaims) >= paidCallCeiling) {
     return endStep(p, step, visit, "paid_call_budget_exhausted", null);
   }
@@ -227,12 +229,23 @@ async function runAttempt<P extends ProviderName, Output>(
   let sent = false;
   // Calls of this attempt so far: an attempt that summarizes in parts pays for several.
   let callsSent = 0;
+  let paidCallCeiling = started.paidCallCeiling;
+  /** The first call was checked with the attempt; each further one of the same attempt here. */
+  const checkPaidCallCeiling = async () => {
+    const paid = await countPaidCalls(visit.id);
+    if (paid < paidCallCeiling) return;
+    // What this attempt saved may plan calls the visit did not know of when the attempt started (a
+    // summary saved first, whose translation is written in parts): asked again only here, at the
+    // ceiling, so a visit within it pays no extra read.
+    const current = await getVisit(visit.id);
+    if (current) paidCallCeiling = Math.max(paidCallCeiling, await paidCallCeilingOf(p, step, current));
+    if (paid >= paidCallCeiling) throw new PipelineError("paid_call_budget_exhausted");
+  };
   const stepWork: StepWork<P> = {
     visit,
     attempt: work.attempt,
     async pay(operation, send, identifies, usage) {
-      // The first call was checked with the attempt; each further one of the same attempt here.
-      if (sent && (await countPaidCalls(visit.id)) >= started.paidCallCeiling) throw new PipelineError("paid_call_budget_exhausted");
+      if (sent) await checkPaidCallCeiling();
       const call = callsSent++;
       // Counted in the visit's cost in the same commit that notes the claim as sent: nothing is
       // paid for without being counted, whatever happens next.
@@ -274,6 +287,11 @@ async function runAttempt<P extends ProviderName, Output>(
     if (!willRetry) return endStep(p, step, visit, error.code, lease);
     return scheduleNextAttempt(p, step, visit, work.attempt, error, lease);
   }
+}
+
+/** The most paid calls the visit may have made: MAX_PAID_CALLS_PER_VISIT and the step's allowance for it. */
+async function paidCallCeilingOf<P extends ProviderName, Output>(p: Pipeline, step: PaidStep<P, Output>, visit: Visit): Promise<number> {
+  return p.config.maxPaidCallsPerVisit + ((await step.paidCallAllowance?.(visit)) ?? 0);
 }
 
 /** Asks the stage for what earlier work produced; a search that finds nothing settles that work. */

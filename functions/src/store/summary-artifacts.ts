@@ -46,7 +46,10 @@ export type SummaryTranslationArtifact = {
   /** SHA-256 of the summary it translates: reused only for that very summary. */
   sourceSha256: string;
   summary: VisitSummary;
+  /** The model that translated most of it. */
   model: string;
+  /** Parts it was translated in (1: one request). */
+  parts: number;
   savedAt: Date;
 };
 
@@ -68,6 +71,8 @@ const SummaryTranslationArtifactSchema = z.object({
   sourceSha256: z.string(),
   summary: StoredVisitSummarySchema,
   model: z.string(),
+  // Translations saved before summaries were translated in parts were one request.
+  parts: z.number().default(1),
   savedAt: z.date(),
 }) satisfies z.ZodType<SummaryTranslationArtifact, unknown>;
 

@@ -1,11 +1,13 @@
-// Checkpoints of a summary (and of a clinician's note) written in parts: one artifact document per
-// part of the transcript, `visits/{visitId}/artifacts/summary-part-{generation}-{from}-{to}` (the
-// note's: `note-part-…`), holding that part's result (or the record that the model said it was
-// too large, so it is split without asking again). A part
-// is named by its recording and its exact line range, and carries a hash of the text it was
-// written from: a part of an earlier recording, or of another split, is never taken for this one.
+// Checkpoints of a summary (and of a clinician's note, and of the summary's translation) written in
+// parts: one artifact document per part of the source,
+// `visits/{visitId}/artifacts/summary-part-{generation}-{from}-{to}` (the note's: `note-part-…`,
+// the translation's: `translation-part-…`, its range over the summary's items), holding that part's
+// result (or the record that the model said it was too large, so it is split without asking
+// again). A part is named by its recording and its exact range, and carries a hash of the text it
+// was written from (and of what else its result depends on: a translation's language): a part of
+// an earlier recording, of another split or of another summary, is never taken for this one.
 // Written only under the attempt's lease (fenced like every other write of the stage); deleted
-// with the transcript (visit deletion, supersede) and once the visit's summary is saved.
+// with the transcript (visit deletion, supersede) and once the document they make is saved.
 
 import { createHash } from "node:crypto";
 import { z } from "zod";
@@ -19,21 +21,22 @@ import { typedConverter } from "./typed-documents.js";
 import { visitRef, writeGuarded } from "./visits.js";
 import type { VisitGuard } from "./visits.js";
 
-/** What a part is of: the patient summary, or the clinician's note. */
-export const PART_DOCUMENTS = ["summary", "clinician_note"] as const;
+/** What a part is of: the patient summary, the clinician's note, or the summary's translation. */
+export const PART_DOCUMENTS = ["summary", "clinician_note", "summary_translation"] as const;
 export type PartDocument = (typeof PART_DOCUMENTS)[number];
 
-const PART_ID_PREFIX: Record<PartDocument, string> = { summary: "summary-part-", clinician_note: "note-part-" };
+const PART_ID_PREFIX: Record<PartDocument, string> = { summary: "summary-part-", clinician_note: "note-part-", summary_translation: "translation-part-" };
 const isPartId = (id: string) => Object.values(PART_ID_PREFIX).some((prefix) => id.startsWith(prefix));
 
 export type SummaryPart = LineRange & {
   kind: "summary_part";
   document: PartDocument;
   generation: string;
-  /** SHA-256 of the part's prompt text. */
+  /** SHA-256 of the part's source text (a translation's: with its language). */
   textSha256: string;
+  /** `summarized`: the part's result is saved (whatever the document); `too_large`: it is split. */
   state: "summarized" | "too_large";
-  /** The part's summary (document `summary`, state `summarized`). */
+  /** The part's summary (document `summary`), or its translation (`summary_translation`); state `summarized`. */
   summary: VisitSummary | null;
   /** The part's note (document `clinician_note`, state `summarized`). */
   note: ClinicianNote | null;
@@ -66,8 +69,11 @@ function partRef(visitId: string, document: PartDocument, generation: string, ra
   return artifacts(visitId).doc(`${PART_ID_PREFIX[document]}${generation}-${range.from}-${range.to}`).withConverter(partConverter);
 }
 
-export function partTextSha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
+/** `alsoDependsOn`: what else the part's result depends on (a translation's language); none for transcript parts. */
+export function partTextSha256(text: string, alsoDependsOn?: string): string {
+  return createHash("sha256")
+    .update(alsoDependsOn === undefined ? text : `${alsoDependsOn}\n${text}`)
+    .digest("hex");
 }
 
 /** The saved parts of one document of this recording, by `from-to`. */
@@ -94,7 +100,7 @@ export async function saveSummaryPart(visitId: string, part: SummaryPart, guard:
   return written.applied;
 }
 
-/** Deletes the parts of every recording — of one document, or of both; returns how many. */
+/** Deletes the parts of every recording — of one document, or of all; returns how many. */
 export async function deleteSummaryParts(visitId: string, document?: PartDocument): Promise<number> {
   const snapshot = await artifacts(visitId).get();
   const doomed = snapshot.docs.filter((doc) => (document === undefined ? isPartId(doc.id) : doc.id.startsWith(PART_ID_PREFIX[document])));

@@ -94,6 +94,11 @@ export const ERROR_CODES = {
     retryable: true,
     message: "Part of the visit was too long for the summary model even when split as far as it can be.",
   },
+  translation_item_too_long: {
+    transient: true,
+    retryable: true,
+    message: "One item of the summary could not be translated within one answer, even on its own.",
+  },
   summary_model_unavailable: {
     transient: false,
     retryable: true,

@@ -20,6 +20,12 @@ export function estimateTokens(text: string): number {
   return Math.ceil(narrow / CHARS_PER_TOKEN) + wide;
 }
 
+/**
+ * The most tokens one answer may have (sent as `max_completion_tokens`): long enough for a full
+ * summary of a long visit; an answer cut off there is reported (`summary_truncated`), never stored.
+ */
+export const MAX_COMPLETION_TOKENS = 8_000;
+
 // The longest prompt line: long monologues become continuation lines, so a chunk can always be
 // split further on a line boundary.
 export const MAX_LINE_CHARS = 2_000;
@@ -28,7 +34,7 @@ export const MIN_CHUNK_TOKENS = 250;
 
 /**
  * Prompt tokens one request may carry (instructions, schema and transcript), by model family:
- * the context window less room for the answer (8,000 completion tokens), rounded down. Longest
+ * the context window less room for the answer (MAX_COMPLETION_TOKENS), rounded down. Longest
  * prefix wins; an unknown model gets the smallest common window.
  */
 const CONTEXT_TOKENS_BY_MODEL: readonly (readonly [prefix: string, tokens: number])[] = [

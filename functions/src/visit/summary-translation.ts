@@ -5,12 +5,21 @@
 // is the original's, so a translation can change words but never what the summary says happened.
 
 import { PipelineError } from "./errors.js";
-import { normalizeLanguageCode, normalizeSummary } from "./summary.js";
+import { TEXT_LIMIT, normalizeLanguageCode } from "./summary.js";
 import type { VisitSummary } from "./summary.js";
 
 /**
+ * How much longer than its source a translated text may be (and never less than TEXT_LIMIT):
+ * room for a language that takes more words, while a runaway answer is refused — never cut.
+ */
+export const TRANSLATED_TEXT_GROWTH_LIMIT = 3;
+
+/**
  * The original with its texts replaced by the translation's, in `language`. Throws `summary_invalid`
- * when the translation is in another language or does not line up with the original item for item.
+ * when the translation is in another language, does not line up with the original item for item,
+ * or has a text past TRANSLATED_TEXT_GROWTH_LIMIT. The original is already bounded — a summary
+ * merged from parts has up to 100 items a list and an overview of up to 10,000 characters — so
+ * nothing of it is cut here (normalizeSummary's bounds are those of one answer).
  */
 export function applyTranslation(original: VisitSummary, translated: VisitSummary, language: string): VisitSummary {
   if (normalizeLanguageCode(translated.language) !== language) {
@@ -27,14 +36,21 @@ export function applyTranslation(original: VisitSummary, translated: VisitSummar
   }
   // A text the original has keeps a place in the translation (a blank translation keeps the
   // original words, so no item is dropped and the lists stay aligned); one it left null stays null.
-  const words = (source: string, target: string | null) => (target?.trim() ? target : source);
+  const words = (source: string, target: string | null): string => {
+    const text = target?.trim() ?? "";
+    if (text === "") return source;
+    if (text.length > Math.max(TEXT_LIMIT, TRANSLATED_TEXT_GROWTH_LIMIT * source.length)) {
+      throw new PipelineError("summary_invalid", { detail: `a translated text of ${text.length} characters for ${source.length}` });
+    }
+    return text;
+  };
   const textOf = (source: string | null, target: string | null) => (source === null ? null : words(source, target));
   const at = <T>(items: readonly T[], index: number): T => {
     const item = items[index];
     if (item === undefined) throw new PipelineError("summary_invalid", { detail: "translation list shorter than checked" });
     return item;
   };
-  return normalizeSummary({
+  return {
     language,
     speakers: original.speakers,
     overview: words(original.overview, translated.overview),
@@ -62,5 +78,5 @@ export function applyTranslation(original: VisitSummary, translated: VisitSummar
         ? { timing: textOf(original.followUp.timing, translated.followUp.timing), reason: textOf(original.followUp.reason, translated.followUp.reason) }
         : null,
     warningSigns: original.warningSigns.map((sign, i) => words(sign, at(translated.warningSigns, i))),
-  });
+  };
 }

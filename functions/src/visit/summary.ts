@@ -91,7 +91,8 @@ export type VisitSummary = z.infer<typeof VisitSummarySchema>;
 export const StoredVisitSummarySchema = VisitSummarySchema.extend({ speakers: z.array(SpeakerRoleSchema).default([]) });
 export type ActionItem = VisitSummary["actionItems"][number];
 
-const TEXT_LIMIT = 2_000;
+/** The longest text of one answer's summary (a merged summary's overview may be longer: summary-merge.ts). */
+export const TEXT_LIMIT = 2_000;
 const LIST_LIMIT = 50;
 
 /**
