@@ -15,9 +15,10 @@ import { db } from "../../functions/src/store/db.js";
 import { deleteTranscripts } from "../../functions/src/store/transcripts.js";
 import { dedupKey } from "../../functions/src/visit/summary-merge.js";
 import { estimateTokens } from "../../functions/src/visit/summary-plan.js";
-import { estimateTokens as fakeTokens } from "../fakes/openai.js";
+import { estimateTokens as fakeTokens, responseFormatName } from "../fakes/openai.js";
 import type { ChatRequestBody } from "../fakes/openai.js";
 import { startLocalRuntime } from "../support/local-runtime.js";
+import { visitSummary } from "../support/summaries.js";
 import { spokenTurns, userText } from "../support/long-visits.js";
 import type { LocalRuntime } from "../support/local-runtime.js";
 import { newVisitId, readActionItems, readVisit } from "../support/visits.js";
@@ -252,6 +253,43 @@ describe("a multi-hour visit with a small context budget", () => {
     expect(visit.error).toMatchObject({ stage: "summarization", code: "transcript_too_long", retryable: false });
     expect(runtime.openai.requests).toHaveLength(0);
     expect(visit.transcript?.utteranceCount).toBeGreaterThan(0);
+  });
+});
+
+describe("a summary answer cut off because the visit says too much for one answer", () => {
+  /** One key point for every turn the request carries: a long, dense visit outgrows one answer. */
+  function pointPerTurn(body: ChatRequestBody) {
+    const markers = markersOf(body);
+    return visitSummary({
+      overview: `Turns ${markers[0] ?? -1} to ${markers.at(-1) ?? -1}.`,
+      keyPoints: markers.map((marker) => `Point of turn ${marker}: the readings and the plan for tests were gone through together.`),
+    });
+  }
+
+  it("splits the transcript and goes on: every turn's point is kept, nothing is truncated, every call is on the cost", async () => {
+    runtime.openai.respondWith((body) => (responseFormatName(body) === "visit_summary" ? pointPerTurn(body) : undefined));
+    // About 75 turns: more points than one answer holds; each half fewer than a part may list (50).
+    const visitTurns = spokenTurns(20);
+    const whole = fakeTokens(JSON.stringify(pointPerTurn({ messages: [{ role: "user", content: visitTurns.map((turn) => turn.text).join(" ") }] } as ChatRequestBody)));
+    // The whole visit's answer does not fit one answer; a half of it does.
+    runtime.openai.setCompletionLimit(Math.ceil(whole * 0.7), "visit_summary");
+    const visitId = await uploadVisit("dense-twenty-minutes", visitTurns);
+    await runtime.runUntilSettled([visitId]);
+
+    const visit = await readVisit(visitId);
+    expect(visit.status).toBe("completed");
+    expect(visit.summary?.keyPoints).toHaveLength(visitTurns.length);
+    expect(visit.summary?.keyPoints.map((point) => Number(/turn (\d+)/.exec(point)?.[1]))).toEqual(visitTurns.map((_, i) => i));
+    const bodies = completedRequests();
+    // The whole transcript once (cut off), then its parts, each turn in exactly one of them.
+    expect(markersOf(bodies[0]!)).toHaveLength(visitTurns.length);
+    expectEveryTurnOnce(bodies.slice(1), visitTurns.length);
+    expect(visit.summaryParts).toBe(bodies.length - 1);
+    expect(events.filter((entry) => entry.event === "summary_part_split").map((entry) => entry.fields.document)).toContain("summary");
+    expect(events.some((entry) => entry.event === "summary_fallback_used")).toBe(false);
+    // The cut-off answer was paid for, and is on the visit's cost with the others.
+    expect(visit.cost?.paidCalls).toBe(1 + bodies.length);
+    expect(await countPaidCalls(visitId)).toBe(1 + bodies.length);
   });
 });
 

@@ -248,9 +248,11 @@ function writtenBy(parts: readonly { model: string }[]): { model: string; models
   return { model: mostCommon(models), models: [...new Set(models)], parts: parts.length };
 }
 
-// A part of the transcript is split when the model finds it beyond its context; a cut-off answer is
-// asked again (and of the fallback model), as a part's summary is far shorter than one answer.
-const TRANSCRIPT_PART_TOO_LARGE = ["summary_context_exceeded"] as const;
+// A part of the transcript is split when the model finds it beyond its context, and when its answer
+// is cut off: a long, dense visit can need more than one answer's tokens to summarize whole, and the
+// same request again (or to the fallback model, held to the same answer length) would be cut off
+// again. A single turn whose answer is still cut off is asked again, then of the fallback model.
+const TRANSCRIPT_PART_TOO_LARGE = ["summary_context_exceeded", "summary_truncated"] as const;
 // A part of a summary being translated is split when its translation is cut off, too: it is as long
 // as its source, so a smaller part is what helps.
 const TRANSLATION_PART_TOO_LARGE = ["summary_context_exceeded", "summary_truncated"] as const;
