@@ -32,9 +32,11 @@ describe("chaos", () => {
     expect(report.deleted).toBeGreaterThan(0);
     expect(report.sweeps.sweepsRun).toBeGreaterThanOrEqual(report.deleted);
     expect(report.reuploads.accepted).toBeGreaterThan(0);
-    // With the small budget, completed visits were summarized in parts (and only then).
+    // With the small budget, every completed visit was summarized in parts.
     if (run.summaryContextTokens > 0) expect(report.summariesInParts.visits).toBe(report.byStatus.completed);
-    else expect(report.summariesInParts.visits).toBe(0);
+    // Without it, only a visit whose summary answer was cut off (an injected `length` fault) is
+    // written in parts: a cut-off answer is halved, not asked again.
+    else expect(report.summariesInParts.visits).toBeLessThanOrEqual(report.faultsInjected.byKind.length ?? 0);
     // AssemblyAI's webhook deliveries were among the faults: with and without the secret, and used.
     expect(report.webhooks.byAuth.secret).toBeGreaterThan(0);
     expect((report.webhooks.byAuth.missing ?? 0) + (report.webhooks.byAuth.wrong ?? 0)).toBeGreaterThan(0);
