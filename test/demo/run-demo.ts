@@ -200,6 +200,10 @@ function printResult(
     lines.push(`  ${title}:`);
     items.forEach((item) => lines.push(`    - ${item}`));
   };
+  list(
+    "Speakers",
+    summary.speakers.map((s) => `${s.speaker}: ${s.role}${s.role === "unknown" ? "" : ` (${s.certainty === "stated" ? "said so in the recording" : "inferred"})`}`),
+  );
   list("Key points", summary.keyPoints);
   list("Diagnoses", summary.diagnoses.map((d) => `${d.name} (${d.certainty})`));
   list("Medications", summary.medications.map((m) => `${m.name}${m.dose ? ` ${m.dose}` : ""} — ${m.change}${m.instructions ? `; ${m.instructions}` : ""}`));
