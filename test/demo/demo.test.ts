@@ -12,7 +12,7 @@ const run = promisify(execFile);
 interface DemoResult {
   status: string;
   timeline: { kind: string; status?: string; text: string }[];
-  summary: { overview: string; actionItems: unknown[]; language: string } | null;
+  summary: { overview: string; actionItems: unknown[]; language: string; speakers: { speaker: string; role: string; certainty: string | null }[] } | null;
   actionItems: { id: string; description: string }[];
   transcript: { utterances: number; languageCode: string } | null;
   providers: { assemblyai: string; openai: string };
@@ -46,6 +46,11 @@ describe("npm run demo --json", () => {
     expect(result.actionItems.length).toBe(result.summary?.actionItems.length);
     expect(result.actionItems.length).toBeGreaterThan(0);
     expect(result.transcript).toMatchObject({ utterances: 14, languageCode: "en" });
+    // Who spoke: the sample's two speakers by role, inferred (nobody introduces themselves).
+    expect(result.summary?.speakers).toEqual([
+      { speaker: "A", role: "clinician", certainty: "inferred" },
+      { speaker: "B", role: "patient", certainty: "inferred" },
+    ]);
     expect(result.providers.openai).toContain("local fake");
   });
 
