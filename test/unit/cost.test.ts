@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { audioDelta, discardedCallDelta, paidCallDelta, sameCost, sumCost, tokenDelta } from "../../functions/src/visit/cost.js";
+import { addToCost, audioDelta, discardedCallDelta, paidCallDelta, sameCost, sumCost, tokenDelta } from "../../functions/src/visit/cost.js";
 
 const PRICES = { audioHour: 230_000, millionInputTokens: 400_000, millionOutputTokens: 1_600_000 };
 
@@ -32,6 +32,18 @@ describe("visit cost (visit/cost.ts)", () => {
     expect(forward).toEqual(backward);
     const micro = entries.reduce((sum, entry) => sum + entry.estimatedMicroUsd, 0);
     expect(forward?.estimatedUsd).toBe(micro / 1_000_000);
+  });
+
+  it("adds an entry to a cost exactly as summing the ledger with that entry would (entry by entry, 1,000 of them)", () => {
+    const entries = Array.from({ length: 1000 }, (_, index) =>
+      index % 3 === 0 ? audioDelta(61.25 + (index % 11), PRICES) : index % 3 === 1 ? tokenDelta({ promptTokens: 900 + index, completionTokens: 33 }, PRICES) : paidCallDelta(),
+    );
+    let running: ReturnType<typeof addToCost> | null = null;
+    for (const [count, entry] of entries.entries()) {
+      running = addToCost(running, entry);
+      expect(sameCost(running, sumCost(entries.slice(0, count + 1)))).toBe(true);
+    }
+    expect(addToCost(null, paidCallDelta())).toEqual(sumCost([paidCallDelta()]));
   });
 
   it("counts nothing for a missing, negative or non-finite figure", () => {

@@ -1,23 +1,23 @@
 // The cost ledger of a visit. Every accounted fact — a paid call sent, what it used, its result
 // discarded, the audio of a transcript job — is one entry claimed with create() under a key that
 // names the fact (`cost-sent-{work}`, `cost-audio-{transcriptId}`, …), so a retry or a duplicate
-// delivery that reports it again adds nothing. `visit.cost` is always rewritten as the sum of the
-// entries, never incremented: the entry's create() and the new sum share one commit, and since the
-// embedded Firestore does not isolate transactions, each writer then re-reads and rewrites until
+// delivery that reports it again adds nothing. The entry's create() and the visit's new cost share
+// one commit: the cost the transaction read (the sum of every earlier entry, each added in its own
+// commit) plus the entry. On Firestore that transaction is isolated; the embedded emulator does not
+// isolate transactions, so each writer then re-reads the whole ledger and rewrites its sum until
 // the visit's figure equals the ledger's (a stale sum written concurrently is repaired by the
-// writer whose entry it missed).
+// writer whose entry it missed). The ledger, not the figure, is the authority.
 //
 // The entries live in the visit's claims subcollection (they are create()-claimed keys like the
 // others): deleted with the visit, counted with its claims, and — having no `generation` — kept
 // when a new recording replaces the old one, so the cost covers every recording of the visit.
 
-import { AggregateField } from "firebase-admin/firestore";
 import type { Transaction } from "firebase-admin/firestore";
 import { z } from "zod";
-import { COST_FACTS, addDelta, costOfTotal, sameCost } from "../visit/cost.js";
+import { COST_FACTS, addToCost, sameCost, sumCost } from "../visit/cost.js";
 import type { CostDelta, CostFact } from "../visit/cost.js";
 import type { LeaseStage, VisitCost } from "../visit/model.js";
-import { COLLECTIONS, SUBCOLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
+import { SUBCOLLECTIONS, db, isAlreadyExists, isNotFound } from "./db.js";
 import { typedConverter } from "./typed-documents.js";
 import { getVisit, visitRef } from "./visits.js";
 
@@ -56,22 +56,12 @@ function entryId(key: CostKey): string {
   return `cost-${key.fact}-${key.of}`;
 }
 
-// The ledger's totals come from one aggregation query (Firestore bills it as one read per 1,000
-// entries), not from reading every entry: a visit's ledger grows with every paid call.
-const TOTALS = {
-  audioSeconds: AggregateField.sum("audioSeconds"),
-  promptTokens: AggregateField.sum("promptTokens"),
-  completionTokens: AggregateField.sum("completionTokens"),
-  paidCalls: AggregateField.sum("paidCalls"),
-  discardedPaidCalls: AggregateField.sum("discardedPaidCalls"),
-  estimatedMicroUsd: AggregateField.sum("estimatedMicroUsd"),
-  entries: AggregateField.count(),
-};
-
-async function ledgerTotal(visitId: string, tx?: Transaction): Promise<{ total: CostDelta; entries: number }> {
-  const query = ledger(visitId).where("stage", "==", "cost").aggregate(TOTALS);
-  const { entries, ...total } = (tx ? await tx.get(query) : await query.get()).data();
-  return { total, entries };
+// Entries per visit are bounded by MAX_PAID_CALLS_PER_VISIT (a few facts per call) plus one per
+// transcript job: the whole ledger is read at once.
+async function readLedger(visitId: string, tx?: Transaction): Promise<CostEntry[]> {
+  const query = ledger(visitId).where("stage", "==", "cost");
+  const snapshot = tx ? await tx.get(query) : await query.get();
+  return snapshot.docs.map((doc) => doc.data());
 }
 
 export type CostRecorded =
@@ -90,32 +80,24 @@ export async function recordCost(
   options: { now: Date; alsoWrite?: (tx: Transaction) => void },
 ): Promise<CostRecorded> {
   const entry: CostEntry = { stage: "cost", fact: key.fact, workStage: key.workStage, at: options.now, ...delta };
-  let written: VisitCost | null = null;
+  let recorded = false;
   try {
-    written = await db().runTransaction(async (tx) => {
-      const { total, entries } = await ledgerTotal(visitId, tx);
-      const visit = await tx.get(db().collection(COLLECTIONS.visits).doc(visitId));
-      if (!visit.exists) return null;
+    recorded = await db().runTransaction(async (tx) => {
+      // The visit's cost is its ledger's sum (each entry and the sum it makes share one commit), so
+      // the new sum is the cost read here plus the entry: no need to read every entry again.
+      const visit = (await tx.get(visitRef(visitId))).data();
+      if (!visit) return false;
       // The claim first: on the embedded Firestore a commit's writes apply one by one.
       options.alsoWrite?.(tx);
       tx.create(ledger(visitId).doc(entryId(key)), entry);
-      const cost = costOfTotal(addDelta(total, delta), entries + 1);
-      tx.update(visitRef(visitId), { cost });
-      return cost;
+      tx.update(visitRef(visitId), { cost: addToCost(visit.cost, delta) });
+      return true;
     });
   } catch (error) {
     // Already recorded (a retry, a duplicate delivery), or the visit deleted meanwhile.
     if (!isAlreadyExists(error) && !isNotFound(error)) throw error;
   }
-  // The sum this writer wrote is right unless the ledger holds more than it counted: a writer
-  // that committed a sum missing another's entry finds that here and repairs it (the last writer
-  // always checks after its own write, so the visit ends agreeing with its ledger).
-  if (written !== null && sameCost(costOfLedger(await ledgerTotal(visitId)), written)) return { recorded: true, cost: written };
-  return { recorded: written !== null, cost: await reconcileCost(visitId) };
-}
-
-function costOfLedger(ledgerTotals: { total: CostDelta; entries: number }): VisitCost | null {
-  return costOfTotal(ledgerTotals.total, ledgerTotals.entries);
+  return { recorded, cost: await reconcileCost(visitId) };
 }
 
 // Each round repairs a sum that a concurrent writer computed without the latest entries; rounds
@@ -125,7 +107,7 @@ const RECONCILE_ROUNDS = 5;
 /** Makes `visit.cost` equal to the sum of the visit's ledger; returns it (null for a deleted visit). */
 export async function reconcileCost(visitId: string): Promise<VisitCost | null> {
   for (let round = 0; round < RECONCILE_ROUNDS; round++) {
-    const expected = costOfLedger(await ledgerTotal(visitId));
+    const expected = sumCost(await readLedger(visitId));
     const agreed = await db()
       .runTransaction(async (tx) => {
         const current = (await tx.get(visitRef(visitId))).data();

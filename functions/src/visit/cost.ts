@@ -57,26 +57,33 @@ export function audioDelta(audioSeconds: number, prices: UnitPrices): CostDelta 
 
 /** The visit's cost: the sum of its ledger entries (null while there are none). */
 export function sumCost(entries: readonly CostDelta[]): VisitCost | null {
-  return costOfTotal(entries.reduce(addDelta, NOTHING), entries.length);
-}
-
-export function addDelta(sum: CostDelta, entry: CostDelta): CostDelta {
-  return {
-    audioSeconds: sum.audioSeconds + entry.audioSeconds,
-    promptTokens: sum.promptTokens + entry.promptTokens,
-    completionTokens: sum.completionTokens + entry.completionTokens,
-    paidCalls: sum.paidCalls + entry.paidCalls,
-    discardedPaidCalls: sum.discardedPaidCalls + entry.discardedPaidCalls,
-    estimatedMicroUsd: sum.estimatedMicroUsd + entry.estimatedMicroUsd,
-  };
-}
-
-/** The visit's cost from its ledger's totals and number of entries (null while there are none). */
-export function costOfTotal(total: CostDelta, entries: number): VisitCost | null {
-  if (entries === 0) return null;
+  if (entries.length === 0) return null;
+  const total = entries.reduce<CostDelta>(
+    (sum, entry) => ({
+      audioSeconds: sum.audioSeconds + entry.audioSeconds,
+      promptTokens: sum.promptTokens + entry.promptTokens,
+      completionTokens: sum.completionTokens + entry.completionTokens,
+      paidCalls: sum.paidCalls + entry.paidCalls,
+      discardedPaidCalls: sum.discardedPaidCalls + entry.discardedPaidCalls,
+      estimatedMicroUsd: sum.estimatedMicroUsd + entry.estimatedMicroUsd,
+    }),
+    NOTHING,
+  );
   const { estimatedMicroUsd, ...counts } = total;
   // Audio seconds are reported with millisecond precision (the provider's own is coarser).
   return { ...counts, audioSeconds: Math.round(counts.audioSeconds * 1000) / 1000, estimatedUsd: estimatedMicroUsd / 1_000_000 };
+}
+
+/**
+ * The visit's cost with one more entry, from the cost it has: what sumCost gives for its ledger
+ * with the entry added, as long as the cost agrees with the ledger (a transaction that read the
+ * visit makes it so; the ledger stays the authority, see store/costs.ts).
+ */
+export function addToCost(cost: VisitCost | null, delta: CostDelta): VisitCost {
+  const { estimatedUsd, ...counts } = cost ?? { ...NOTHING, estimatedUsd: 0 };
+  const sum = sumCost([{ ...counts, estimatedMicroUsd: Math.round(estimatedUsd * 1_000_000) }, delta]);
+  // Two entries make a cost (sumCost is null only for none).
+  return sum ?? { ...counts, estimatedUsd };
 }
 
 export function sameCost(a: VisitCost | null, b: VisitCost | null): boolean {
