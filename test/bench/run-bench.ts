@@ -14,7 +14,6 @@
 import os from "node:os";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { loadConfig } from "../../functions/src/config.js";
 import { TIMEOUTS } from "../../functions/src/pipeline.js";
 import { captureLogs } from "../support/log-capture.js";
@@ -29,6 +28,7 @@ import { runSummaryStartBench } from "./summary-start-bench.js";
 import type { SummaryStartFigures } from "./summary-start-bench.js";
 import { runUploadBench } from "./upload-bench.js";
 import type { UploadFigures } from "./upload-bench.js";
+import { readCommandOptions } from "../support/command-options.js";
 
 // The default backlog drains in one run; `--drain 10000` shows the 10,000-visit drain (minutes).
 const DEFAULT_DRAIN = 1000;
@@ -39,28 +39,18 @@ type Print = (line: string) => void;
 
 const USAGE = "usage: npm run bench -- [--uploads <n ≥ 1>] [--drain <due visits ≥ 1>] [--status-ms <ms>] [--submit-ms <ms>] [--pacing-only]";
 
-function readOptions() {
-  return parseArgs({
-    options: {
-      uploads: { type: "string", default: "100" },
-      drain: { type: "string", default: String(DEFAULT_DRAIN) },
-      "status-ms": { type: "string", default: "150" },
-      "submit-ms": { type: "string", default: "300" },
-      "pacing-only": { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
-  }).values;
-}
+const OPTIONS = {
+  uploads: { type: "string", default: "100" },
+  drain: { type: "string", default: String(DEFAULT_DRAIN) },
+  "status-ms": { type: "string", default: "150" },
+  "submit-ms": { type: "string", default: "300" },
+  "pacing-only": { type: "boolean", default: false },
+  help: { type: "boolean", default: false },
+} as const;
 
 async function main(): Promise<number> {
-  let values: ReturnType<typeof readOptions>;
-  try {
-    values = readOptions();
-  } catch (error) {
-    // An unknown option or a missing value: say which, and how to call it.
-    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
-    return 2;
-  }
+  const values = readCommandOptions(OPTIONS, USAGE);
+  if (!values) return 2;
   if (values.help) {
     console.log(USAGE);
     return 0;

@@ -3,42 +3,32 @@
 // [--summary-context-tokens <n>] [--json]`: runs the chaos
 // suite and prints its figures and invariants. Exit code 0 only if every invariant holds.
 
-import { parseArgs } from "node:util";
 import { captureLogs } from "../support/log-capture.js";
 import { runChaos } from "./chaos.js";
 import type { ChaosReport } from "./chaos.js";
+import { readCommandOptions } from "../support/command-options.js";
 
 const USAGE =
   "usage: npm run chaos -- --visits <n ≥ 1> --fault-rate <0..1> [--seed <int>] [--delete-rate <0..1>] [--visits-per-user <n ≥ 1>] [--limits on|off] [--upload-quota <n ≥ 1>] [--max-active <n ≥ 1>] [--no-webhooks] [--no-companions] [--summary-context-tokens <n>] [--json]";
 
-function readOptions() {
-  return parseArgs({
-    options: {
-      visits: { type: "string", default: "200" },
-      "fault-rate": { type: "string", default: "0.25" },
-      seed: { type: "string", default: "7" },
-      "delete-rate": { type: "string" },
-      "visits-per-user": { type: "string", default: "5" },
-      limits: { type: "string", default: "on" },
-      "upload-quota": { type: "string" },
-      "max-active": { type: "string" },
-      json: { type: "boolean", default: false },
-      "no-webhooks": { type: "boolean", default: false },
-      "no-companions": { type: "boolean", default: false },
-      "summary-context-tokens": { type: "string", default: "0" },
-    },
-  }).values;
-}
+const OPTIONS = {
+  visits: { type: "string", default: "200" },
+  "fault-rate": { type: "string", default: "0.25" },
+  seed: { type: "string", default: "7" },
+  "delete-rate": { type: "string" },
+  "visits-per-user": { type: "string", default: "5" },
+  limits: { type: "string", default: "on" },
+  "upload-quota": { type: "string" },
+  "max-active": { type: "string" },
+  json: { type: "boolean", default: false },
+  "no-webhooks": { type: "boolean", default: false },
+  "no-companions": { type: "boolean", default: false },
+  "summary-context-tokens": { type: "string", default: "0" },
+} as const;
 
 async function main(): Promise<number> {
-  let values: ReturnType<typeof readOptions>;
-  try {
-    values = readOptions();
-  } catch (error) {
-    // An unknown option or a missing value: say which, and how to call it.
-    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
-    return 2;
-  }
+  const values = readCommandOptions(OPTIONS, USAGE);
+  if (!values) return 2;
   const visits = Number(values.visits);
   const faultRate = Number(values["fault-rate"]);
   const seed = Number(values.seed);
