@@ -204,6 +204,9 @@ export const logs = {
   userDataDeleted: (visits: number, reason: string, complete: boolean) =>
     emit("info", "user_data_deleted", { visits, reason, complete }),
   audioRetentionDeleted: (visitId: string, result: string) => emit("info", "audio_retention_deleted", { visitId, result }),
+  /** The tokens one paid model call was billed for (an answer used or not): what the cost metrics sum. */
+  paidCallUsage: (visitId: string, stage: string, usage: { promptTokens: number; completionTokens: number }) =>
+    emit("info", "paid_call_usage", { visitId, stage, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens }),
   paidResultAbandoned: (visitId: string, stage: string) => emit("warn", "paid_result_abandoned", { visitId, stage }),
   housekeepingFailed: (part: string, error: PipelineError) => emit("error", "housekeeping_failed", { part, ...errorFields(error) }),
 };

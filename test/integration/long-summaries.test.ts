@@ -287,9 +287,15 @@ describe("a summary answer cut off because the visit says too much for one answe
     expect(visit.summaryParts).toBe(bodies.length - 1);
     expect(events.filter((entry) => entry.event === "summary_part_split").map((entry) => entry.fields.document)).toContain("summary");
     expect(events.some((entry) => entry.event === "summary_fallback_used")).toBe(false);
-    // The cut-off answer was paid for, and is on the visit's cost with the others.
+    // The cut-off answer was paid for, and is on the visit's cost with the others: the call and the
+    // tokens OpenAI billed for it.
     expect(visit.cost?.paidCalls).toBe(1 + bodies.length);
     expect(await countPaidCalls(visitId)).toBe(1 + bodies.length);
+    const served = runtime.openai.servedUsage();
+    expect(served).toHaveLength(bodies.length);
+    expect(visit.cost?.promptTokens).toBe(served.reduce((sum, usage) => sum + usage.promptTokens, 0));
+    expect(visit.cost?.completionTokens).toBe(served.reduce((sum, usage) => sum + usage.completionTokens, 0));
+    expect(served[0]!.completionTokens).toBeGreaterThan(0);
   });
 });
 

@@ -228,9 +228,12 @@ describe("a long visit's summary in the preferred language", () => {
     const translation = await savedTranslation(visitId);
     expect(translation.parts).toBe(answered.length);
     expectTranslatedItemForItem(translation.summary, summary);
-    // Cut-off answers are billed too: each is a paid call on the visit.
+    // Cut-off answers are billed too: each is a paid call on the visit, with the tokens OpenAI billed.
     expect(runtime().openai.completionCount()).toBe(visit.summaryParts! + sent.length);
     expect(await countPaidCalls(visitId)).toBe(1 + visit.summaryParts! + sent.length);
+    const served = runtime().openai.servedUsage();
+    expect(visit.cost?.promptTokens).toBe(served.reduce((sum, usage) => sum + usage.promptTokens, 0));
+    expect(visit.cost?.completionTokens).toBe(served.reduce((sum, usage) => sum + usage.completionTokens, 0));
     expect(await translationPartIds(visitId)).toEqual([]);
   });
 });

@@ -1,14 +1,15 @@
 // OpenAI behind one narrow interface: turn a transcript into a VisitSummary (and, when asked, a
 // clinician's SOAP note), and a summary into another language. Strict structured output through
-// the SDK's own helpers (`chat.completions.parse` + `zodResponseFormat`); every
-// way the answer can go wrong (refusal, cut off, filtered, not matching the schema, an
-// unreadable body) becomes its own error code. The SDK's own retries are off: retries are ours
-// (p-retry, bounded by the function's remaining time).
+// the SDK's own helpers (`zodResponseFormat`, and `parseChatCompletion` — what
+// `chat.completions.parse` runs on the completion — applied here, so that an answer that cannot be
+// used still reports the tokens it was billed for); every way the answer can go wrong (refusal,
+// cut off, filtered, not matching the schema, an unreadable body) becomes its own error code. The
+// SDK's own retries are off: retries are ours (p-retry, bounded by the function's remaining time).
 
 import OpenAI from "openai";
 import { ContentFilterFinishReasonError, LengthFinishReasonError } from "openai/core/error";
 import { zodResponseFormat } from "openai/helpers/zod";
-import { makeParseableResponseFormat } from "openai/lib/parser";
+import { makeParseableResponseFormat, parseChatCompletion } from "openai/lib/parser";
 import type { ParsedChatCompletion } from "openai/resources/chat/completions/completions";
 import { z } from "zod";
 import { PipelineError } from "../visit/errors.js";
@@ -69,23 +70,27 @@ export function createOpenAi(options: OpenAiOptions): Summarizer {
   ): Promise<{ value: T; model: string; usage: SummaryResult["usage"] }> {
     // The SDK's `timeout` stops at the response headers; this also bounds reading the body.
     const deadline = AbortSignal.timeout(options.timeoutMs);
-    let completion: ParsedChatCompletion<T>;
+    const params = {
+      model,
+      messages,
+      response_format: format.parseable,
+      max_completion_tokens: MAX_COMPLETION_TOKENS,
+      // Visit transcripts are health data: do not ask OpenAI to keep the completion.
+      store: false,
+    };
+    let completion: OpenAI.Chat.ChatCompletion;
     try {
-      completion = await client.chat.completions.parse(
-        {
-          model,
-          messages,
-          response_format: format.parseable,
-          max_completion_tokens: MAX_COMPLETION_TOKENS,
-          // Visit transcripts are health data: do not ask OpenAI to keep the completion.
-          store: false,
-        },
-        { signal: signal ? AbortSignal.any([signal, deadline]) : deadline },
-      );
+      completion = await client.chat.completions.create(params, { signal: signal ? AbortSignal.any([signal, deadline]) : deadline });
     } catch (error) {
       throw classifyParseFailure(error);
     }
-    return readCompletion(completion, model);
+    // Billed whatever the answer turns out to be: every failure from here on carries it.
+    const usage = usageOf(completion);
+    try {
+      return readCompletion(parseChatCompletion(completion, params), model, usage);
+    } catch (error) {
+      throw withUsage(classifyParseFailure(error), usage);
+    }
   }
 
   return {
@@ -191,18 +196,30 @@ const PROMPT_OVERHEAD_TOKENS = Math.max(
   ),
 );
 
-function readCompletion<T>(completion: ParsedChatCompletion<T>, requestedModel: string): { value: T; model: string; usage: SummaryResult["usage"] } {
+function readCompletion<T>(
+  completion: ParsedChatCompletion<T>,
+  requestedModel: string,
+  usage: SummaryResult["usage"],
+): { value: T; model: string; usage: SummaryResult["usage"] } {
   const message = completion.choices[0]?.message;
   if (!message) throw badShape("no choice in the chat completion");
   if (message.refusal) throw new PipelineError("summary_refused", { detail: "model refused" });
-  // parse() leaves `parsed` null only when there was no content to parse.
+  // The parser leaves `parsed` null only when there was no content to parse.
   if (!message.parsed) throw new PipelineError("summary_invalid", { detail: "empty message content" });
-  const usage = completion.usage;
-  return {
-    value: message.parsed,
-    model: typeof completion.model === "string" ? completion.model : requestedModel,
-    usage: usage ? { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens } : null,
-  };
+  return { value: message.parsed, model: typeof completion.model === "string" ? completion.model : requestedModel, usage };
+}
+
+const UsageSchema = z.object({ prompt_tokens: z.number().nonnegative(), completion_tokens: z.number().nonnegative() });
+
+/** The tokens a completion reports, when it reports them in the documented shape. */
+function usageOf(completion: unknown): SummaryResult["usage"] {
+  const usage = UsageSchema.safeParse(typeof completion === "object" && completion !== null ? (completion as { usage?: unknown }).usage : undefined);
+  return usage.success ? { promptTokens: usage.data.prompt_tokens, completionTokens: usage.data.completion_tokens } : null;
+}
+
+function withUsage(error: PipelineError, usage: SummaryResult["usage"]): PipelineError {
+  if (!usage) return error;
+  return new PipelineError(error.code, { detail: error.detail, retryAfterMs: error.retryAfterMs, httpStatus: error.httpStatus, outcomeUnknown: error.outcomeUnknown, usage, cause: error.cause });
 }
 
 /** A content that is not JSON or does not match the schema. Says where, never what was said. */

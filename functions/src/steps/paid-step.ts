@@ -255,9 +255,20 @@ async function runAttempt<P extends ProviderName, Output>(
         alsoWrite: (tx) => writeWorkSent(tx, visit.id, work, { now, ...identifies }),
       });
       sent = true;
-      const result = await gate.call(operation, send);
-      const used = usage?.(result) ?? null;
-      if (used) await recordCost(visit.id, costKey("usage", work, call), tokenDelta(used, p.config.unitPrices), { now: p.now() });
+      const recordUsage = async (used: TokenUsage | null | undefined) => {
+        if (!used) return;
+        logs.paidCallUsage(visit.id, step.stage, used);
+        await recordCost(visit.id, costKey("usage", work, call), tokenDelta(used, p.config.unitPrices), { now: p.now() });
+      };
+      let result: Awaited<ReturnType<typeof send>>;
+      try {
+        result = await gate.call(operation, send);
+      } catch (thrown) {
+        // An answer that could not be used (cut off, refused, not matching the schema) was billed all the same.
+        if (thrown instanceof PipelineError) await recordUsage(thrown.usage);
+        throw thrown;
+      }
+      await recordUsage(usage?.(result));
       await failpoint(step.afterPaidCall);
       return result;
     },

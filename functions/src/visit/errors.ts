@@ -187,6 +187,11 @@ export interface PipelineErrorOptions {
    * unreadable 2xx). A paid call with an unknown outcome is never repeated blindly.
    */
   outcomeUnknown?: boolean;
+  /**
+   * Tokens an answer used although it could not be used (cut off, refused, filtered, not matching
+   * the schema): the provider bills them, so the visit's cost counts them.
+   */
+  usage?: { promptTokens: number; completionTokens: number };
   cause?: unknown;
 }
 
@@ -198,6 +203,7 @@ export class PipelineError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly httpStatus: number | undefined;
   readonly outcomeUnknown: boolean;
+  readonly usage: { promptTokens: number; completionTokens: number } | undefined;
 
   constructor(code: ErrorCode, options: PipelineErrorOptions = {}) {
     // The message reaches logs and stack traces too: it is built from the sanitized detail.
@@ -210,6 +216,7 @@ export class PipelineError extends Error {
     this.retryAfterMs = options.retryAfterMs;
     this.httpStatus = options.httpStatus;
     this.outcomeUnknown = options.outcomeUnknown ?? false;
+    this.usage = options.usage;
   }
 
   /** The same error, marked as possibly having taken effect. */
@@ -219,6 +226,7 @@ export class PipelineError extends Error {
       retryAfterMs: this.retryAfterMs,
       httpStatus: this.httpStatus,
       outcomeUnknown: true,
+      ...(this.usage ? { usage: this.usage } : {}),
       cause: this.cause,
     });
   }
