@@ -207,6 +207,8 @@ export const logs = {
   /** The tokens one paid model call was billed for (an answer used or not): what the cost metrics sum. */
   paidCallUsage: (visitId: string, stage: string, usage: { promptTokens: number; completionTokens: number }) =>
     emit("info", "paid_call_usage", { visitId, stage, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens }),
+  /** An attempt spent its invocation's time with work left; the next attempt carries on (not counted as a try). */
+  attemptContinued: (visitId: string, stage: string, attempt: number) => emit("info", "attempt_continued", { visitId, stage, attempt }),
   paidResultAbandoned: (visitId: string, stage: string) => emit("warn", "paid_result_abandoned", { visitId, stage }),
   housekeepingFailed: (part: string, error: PipelineError) => emit("error", "housekeeping_failed", { part, ...errorFields(error) }),
 };

@@ -39,6 +39,7 @@ const TUNED_ENV = [
   "MAX_PAID_CALLS_PER_VISIT",
   "PROVIDER_RETRY_MIN_DELAY_MS",
   "BREAKER_FAILURE_THRESHOLD",
+  "OPENAI_TIMEOUT_SECONDS",
 ] as const;
 
 beforeAll(async () => {
@@ -296,6 +297,28 @@ describe("a summary answer cut off because the visit says too much for one answe
     expect(visit.cost?.promptTokens).toBe(served.reduce((sum, usage) => sum + usage.promptTokens, 0));
     expect(visit.cost?.completionTokens).toBe(served.reduce((sum, usage) => sum + usage.completionTokens, 0));
     expect(served[0]!.completionTokens).toBeGreaterThan(0);
+  });
+});
+
+describe("a summary in more parts than one run has time for", () => {
+  it("is carried on by the next task from the parts saved, the runs not counted as failed attempts", async () => {
+    // Every request may take longer than a run has left once it has made one: one part per run.
+    await runtime.setEnv({ SUMMARY_CONTEXT_TOKENS: String(CONTEXT_TOKENS), SUMMARY_MAX_ATTEMPTS: "1", OPENAI_TIMEOUT_SECONDS: "1000" });
+    runtime.openai.respondWith(partAnswer);
+    const visitTurns = spokenTurns(30);
+    const visitId = await uploadVisit("half-hour-in-runs", visitTurns);
+    await runtime.runUntilSettled([visitId]);
+
+    const visit = await readVisit(visitId);
+    expect(visit.status).toBe("completed");
+    const bodies = completedRequests();
+    expect(bodies.length).toBeGreaterThan(2);
+    expectEveryTurnOnce(bodies, visitTurns.length);
+    expect(visit.summaryParts).toBe(bodies.length);
+    // One run per part: every run but the last ran out of time after its call and was carried on.
+    expect(events.filter((entry) => entry.event === "attempt_continued")).toHaveLength(bodies.length - 1);
+    expect(events.filter((entry) => entry.event === "summarization_failed")).toHaveLength(0);
+    expect(await countPaidCalls(visitId)).toBe(1 + bodies.length);
   });
 });
 

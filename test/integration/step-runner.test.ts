@@ -326,6 +326,36 @@ describe("in-call retries (providers/retry.ts)", () => {
   });
 });
 
+describe("an attempt out of its invocation's time", () => {
+  it("stops before a further paid call it might not see finish; the next attempt carries on and is not counted as a try", async () => {
+    const visitId = await pendingVisit();
+    let sends = 0;
+    const twoCalls: PaidStep<"assemblyai", Job> = {
+      ...testStep({ maxPaidAttempts: 1 }).step,
+      async perform(work) {
+        await work.pay("submit", () => Promise.resolve({ transcriptId: `job-${++sends}` }), { audioUrlSha256: `first-${work.attempt}` });
+        return work.pay("submit", () => Promise.resolve({ transcriptId: `job-${++sends}` }), { audioUrlSha256: `second-${work.attempt}` });
+      },
+    };
+    const requestMs = p().config.assemblyAiTimeoutSeconds * 1000;
+    // Less time left than one request may take: the first call goes all the same (an attempt always
+    // makes progress), the second is left to the next attempt.
+    expect(await runPaidStep(p(), twoCalls, visitId, Date.now() + requestMs / 2)).toBe("continued");
+    expect(sends).toBe(1);
+    const continued = await visit(visitId);
+    expect(continued).toMatchObject({ status: "pending", lease: null, error: null });
+    expect(continued.nextCheckAt?.getTime()).toBe(clockMs);
+    expect((await listWorkClaims(visitId, "transcription"))[0]).toMatchObject({ outcome: "failed", code: "attempt_time_spent", paidCalls: 1 });
+    expect(named("attempt_continued").map((entry) => entry.fields)).toEqual([{ visitId, stage: "transcription", attempt: 1 }]);
+    expect(named("summarization_failed").concat(named("transcription_submit_failed"))).toEqual([]);
+
+    // With MAX attempts 1, the next attempt still runs: the continued one was not a failed try.
+    expect(await runPaidStep(p(), twoCalls, visitId, farDeadline())).toBe("succeeded");
+    expect(sends).toBe(3);
+    expect((await visit(visitId)).status).toBe("transcribing");
+  });
+});
+
 describe("permanent failures and the end of a stage", () => {
   it("a permanent failure ends the stage at once with its code", async () => {
     const visitId = await pendingVisit();

@@ -35,6 +35,8 @@ import type { OperationOf, ProviderGate } from "./provider-call.js";
 // paid attempt; this many of them on top of the paid ones end the stage all the same.
 export const UNPAID_TRIES_ALLOWED = 3;
 
+const ATTEMPT_TIME_SPENT = "attempt_time_spent";
+
 /** What the stage's paid work may do during one attempt. */
 export interface StepWork<P extends ProviderName> {
   /** The visit as this attempt leased it. */
@@ -113,14 +115,18 @@ export type StepOutcome =
   | "busy"
   | "deferred_outage"
   | "retry_scheduled"
+  /** The attempt ran out of its invocation's time; the next one carries on (not counted as a try). */
+  | "continued"
   | "ended"
   /** This attempt's write was fenced off: newer work owns the visit. */
   | "superseded";
 
 /** The paid-work history of the visit's current recording, read from the claims' fields. */
 interface Ledger {
-  /** Attempts of the current round whose request was sent. */
+  /** Attempts of the current round whose request was sent (continued ones not counted). */
   paidThisRound: number;
+  /** Attempts of the current round that ran out of their function's time and were continued. */
+  continued: number;
   /** Work of this recording that may have produced something no checkpoint recorded. */
   leftovers: Claim[];
 }
@@ -128,8 +134,11 @@ interface Ledger {
 function ledgerOf(workClaims: readonly Claim[], visit: Visit, stage: LeaseStage, generation: string, canRecover: boolean): Ledger {
   const mine = workClaims.filter((claim) => claim.stage === stage && claim.generation === generation && claim.sentAt);
   const thisRound = (claim: Claim) => claim.round === visit.retryCount;
+  // An attempt that ran out of time saved what it wrote and is carried on by the next: not a try that failed.
+  const continuedAttempt = (claim: Claim) => claim.code === ATTEMPT_TIME_SPENT;
   return {
-    paidThisRound: mine.filter(thisRound).length,
+    paidThisRound: mine.filter((claim) => thisRound(claim) && !continuedAttempt(claim)).length,
+    continued: workClaims.filter((claim) => claim.stage === stage && claim.generation === generation && thisRound(claim) && continuedAttempt(claim)).length,
     leftovers: canRecover
       ? mine.filter(
           (claim) =>
@@ -162,6 +171,8 @@ interface StartedAttempt<P extends ProviderName> {
   ledger: Ledger;
   outOfAttempts: boolean;
   paidCallCeiling: number;
+  /** When the invocation must stop starting provider requests. */
+  deadlineMs: number;
 }
 
 /** Everything before the paid work: guard, deadline, attempts, breaker gate, claim, lease. */
@@ -184,7 +195,7 @@ async function startAttempt<P extends ProviderName, Output>(
   const ledger = ledgerOf(workClaims, visit, step.stage, generation, step.recover !== undefined);
   const attempt = visit.attempts[step.stage] + 1;
   const outOfAttempts =
-    ledger.paidThisRound >= step.maxPaidAttempts || attempt > step.maxPaidAttempts + UNPAID_TRIES_ALLOWED;
+    ledger.paidThisRound >= step.maxPaidAttempts || attempt - ledger.continued > step.maxPaidAttempts + UNPAID_TRIES_ALLOWED;
   // Out of attempts, and nothing earlier left to look for: give up (the retry button can start over).
   if (outOfAttempts && ledger.leftovers.length === 0) return endStep(p, step, visit, lastErrorCode(visit), null);
 
@@ -216,7 +227,7 @@ async function startAttempt<P extends ProviderName, Output>(
     { now, guard: { statuses: [step.status], generation } },
   );
   if (!leased.applied) return "superseded";
-  return { visit: leased.visit, work, lease, gate, ledger, outOfAttempts, paidCallCeiling };
+  return { visit: leased.visit, work, lease, gate, ledger, outOfAttempts, paidCallCeiling, deadlineMs };
 }
 
 /** The paid work of a started attempt, its checkpoint, or the decision after its failure. */
@@ -245,7 +256,12 @@ async function runAttempt<P extends ProviderName, Output>(
     visit,
     attempt: work.attempt,
     async pay(operation, send, identifies, usage) {
-      if (sent) await checkPaidCallCeiling();
+      if (sent) {
+        // A further call that might not finish before the platform stops this invocation is left to
+        // the next attempt, which takes over what this one saved (parts are checkpointed).
+        if (Date.now() + requestTimeoutMs(p, step.provider) > started.deadlineMs) throw new PipelineError(ATTEMPT_TIME_SPENT);
+        await checkPaidCallCeiling();
+      }
       const call = callsSent++;
       // Counted in the visit's cost in the same commit that notes the claim as sent: nothing is
       // paid for without being counted, whatever happens next.
@@ -288,6 +304,7 @@ async function runAttempt<P extends ProviderName, Output>(
   } catch (thrown) {
     const error = asPipelineError(thrown);
     await recordWorkOutcome(visit.id, work, { result: sent && error.outcomeUnknown ? "unknown" : "failed", code: error.code, now: p.now() });
+    if (error.code === ATTEMPT_TIME_SPENT) return continueInNextAttempt(p, step, visit, work.attempt, lease);
     const paidSoFar = ledger.paidThisRound + (sent ? 1 : 0);
     // While earlier work may still have produced something, keep looking for it (bounded by the
     // visit's deadline) rather than give up on something paid for.
@@ -387,6 +404,29 @@ async function scheduleNextAttempt<P extends ProviderName, Output>(
     { now, guard: { statuses: [step.status], lease, ...recordingOf(visit) } },
   );
   return reportWrite(visit.id, step.stage, attempt, written, "retry_scheduled");
+}
+
+/**
+ * The attempt spent its invocation's time with work left (a long visit's parts): the visit is due
+ * again at once, and the next attempt — not counted against the step's attempts — carries on from
+ * what this one saved.
+ */
+async function continueInNextAttempt<P extends ProviderName, Output>(
+  p: Pipeline,
+  step: PaidStep<P, Output>,
+  visit: Visit,
+  attempt: number,
+  lease: { stage: LeaseStage; attempt: number },
+): Promise<StepOutcome> {
+  const now = p.now();
+  const written = await updateVisit(visit.id, { lease: null, nextCheckAt: now }, { now, guard: { statuses: [step.status], lease, ...recordingOf(visit) } });
+  if (written.applied) logs.attemptContinued(visit.id, step.stage, attempt);
+  return reportWrite(visit.id, step.stage, attempt, written, "continued");
+}
+
+/** How long one request of the provider may take (its timeout): what a further paid call needs left. */
+function requestTimeoutMs(p: Pipeline, provider: ProviderName): number {
+  return (provider === "assemblyai" ? p.config.assemblyAiTimeoutSeconds : p.config.openAiTimeoutSeconds) * 1000;
 }
 
 /** The provider is down: no attempt is used; the checker comes back when the breaker says. */

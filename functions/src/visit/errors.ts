@@ -159,6 +159,13 @@ export const ERROR_CODES = {
     retryable: true,
     message: "Processing was stopped by the service's operators; the retry button starts it again.",
   },
+  // Never stored on a visit: an attempt that would start a paid call its invocation might not see
+  // finish stops there; the next attempt carries on from what it saved and is not counted as a try.
+  attempt_time_spent: {
+    transient: true,
+    retryable: true,
+    message: "The work took longer than one run; it continues in the next.",
+  },
   // Never stored on a visit: an upload delivery that met another recording being put in place of
   // the same one throws it, and Cloud Storage delivers the event again.
   upload_conflict: {
