@@ -17,7 +17,7 @@ import { announceIfEnded } from "../stages/notify-outcome.js";
 import type { FailpointName } from "../runtime-hooks.js";
 import { claimWork, countPaidCalls, listAllWorkClaims, paidCallsOf, recordWorkOutcome, workKeyOf, writeWorkSent } from "../store/claims.js";
 import type { Claim, WorkKey } from "../store/claims.js";
-import { recordCost } from "../store/costs.js";
+import { reconcileCost, recordCost } from "../store/costs.js";
 import type { CostFact } from "../visit/cost.js";
 import { discardedCallDelta, paidCallDelta, tokenDelta } from "../visit/cost.js";
 import { applyVisitEvent, getVisit, updateVisit } from "../store/visits.js";
@@ -269,12 +269,13 @@ async function runAttempt<P extends ProviderName, Output>(
       await recordCost(visit.id, costKey("sent", work, call), paidCallDelta(), {
         now,
         alsoWrite: (tx) => writeWorkSent(tx, visit.id, work, { now, ...identifies }),
+        deferReconcile: true,
       });
       sent = true;
       const recordUsage = async (used: TokenUsage | null | undefined) => {
         if (!used) return;
         logs.paidCallUsage(visit.id, step.stage, used);
-        await recordCost(visit.id, costKey("usage", work, call), tokenDelta(used, p.config.unitPrices), { now: p.now() });
+        await recordCost(visit.id, costKey("usage", work, call), tokenDelta(used, p.config.unitPrices), { now: p.now(), deferReconcile: true });
       };
       let result: Awaited<ReturnType<typeof send>>;
       try {
@@ -290,6 +291,11 @@ async function runAttempt<P extends ProviderName, Output>(
     },
     ask: (operation, request) => gate.call(operation, request),
   };
+  // The calls' cost facts were written without checking the visit against its whole ledger; once
+  // the attempt's calls are done, one check repairs a sum a concurrent writer left stale.
+  const settleCost = async () => {
+    if (sent) await reconcileCost(visit.id);
+  };
   const startedMs = Date.now();
   try {
     const recovered = ledger.leftovers.length > 0 ? await recoverLeftovers(p, step, stepWork, ledger.leftovers) : null;
@@ -298,12 +304,14 @@ async function runAttempt<P extends ProviderName, Output>(
       return endStep(p, step, visit, lastErrorCode(visit), lease);
     }
     const output = recovered ?? (await step.perform(stepWork));
+    await settleCost();
     const { outcome, checkpointed } = await checkpointStep(p, step, visit, work, output, recovered !== null);
     if (checkpointed) step.succeeded?.(checkpointed, output, work.attempt, Date.now() - startedMs);
     return outcome;
   } catch (thrown) {
     const error = asPipelineError(thrown);
     await recordWorkOutcome(visit.id, work, { result: sent && error.outcomeUnknown ? "unknown" : "failed", code: error.code, now: p.now() });
+    await settleCost();
     if (error.code === ATTEMPT_TIME_SPENT) return continueInNextAttempt(p, step, visit, work.attempt, lease);
     const paidSoFar = ledger.paidThisRound + (sent ? 1 : 0);
     // While earlier work may still have produced something, keep looking for it (bounded by the
@@ -450,6 +458,8 @@ export async function endStep<P extends ProviderName, Output>(
   code: ErrorCode,
   lease: { stage: LeaseStage; attempt: number } | null,
 ): Promise<StepOutcome> {
+  // A stage that ends leaves the visit's cost agreeing with its ledger (see settleCost).
+  await reconcileCost(visit.id);
   const written = await applyVisitEvent(visit.id, step.endEvent(visitError(step.stage, code)), {
     now: p.now(),
     guard: { statuses: [step.status], ...(lease ? { lease } : {}), ...recordingOf(visit) },

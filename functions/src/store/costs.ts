@@ -65,7 +65,7 @@ async function readLedger(visitId: string, tx?: Transaction): Promise<CostEntry[
 }
 
 export type CostRecorded =
-  /** The visit's cost with this fact in it (null: the visit is gone, nothing was recorded). */
+  /** The visit's cost with this fact in it (null: the visit is gone, nothing was recorded, or the check was deferred). */
   { recorded: boolean; cost: VisitCost | null };
 
 /**
@@ -77,7 +77,15 @@ export async function recordCost(
   visitId: string,
   key: CostKey,
   delta: CostDelta,
-  options: { now: Date; alsoWrite?: (tx: Transaction) => void },
+  options: {
+    now: Date;
+    alsoWrite?: (tx: Transaction) => void;
+    /**
+     * Leave the check against the whole ledger to the caller (reconcileCost once, when its unit of
+     * work ends): an attempt that pays for many parts would otherwise read a growing ledger per call.
+     */
+    deferReconcile?: boolean;
+  },
 ): Promise<CostRecorded> {
   const entry: CostEntry = { stage: "cost", fact: key.fact, workStage: key.workStage, at: options.now, ...delta };
   let recorded = false;
@@ -97,6 +105,7 @@ export async function recordCost(
     // Already recorded (a retry, a duplicate delivery), or the visit deleted meanwhile.
     if (!isAlreadyExists(error) && !isNotFound(error)) throw error;
   }
+  if (options.deferReconcile) return { recorded, cost: null };
   return { recorded, cost: await reconcileCost(visitId) };
 }
 
