@@ -14,7 +14,7 @@ import { listWorkClaims } from "../../functions/src/store/claims.js";
 import { reconcileCost } from "../../functions/src/store/costs.js";
 import { db } from "../../functions/src/store/db.js";
 import type { Claim } from "../../functions/src/store/claims.js";
-import { getVisit, recordUpload, updateVisit } from "../../functions/src/store/visits.js";
+import { applyVisitEvent, getVisit, recordUpload, updateVisit } from "../../functions/src/store/visits.js";
 import { PipelineError } from "../../functions/src/visit/errors.js";
 import type { Visit } from "../../functions/src/visit/model.js";
 import { nextGeneration, startLocalRuntime, BUCKET } from "../support/local-runtime.js";
@@ -482,6 +482,17 @@ describe("a visit deleted while it is written to", () => {
       installRuntimeHooks({ beforeVisitCommit: undefined });
     }
     expect(await getVisit(visitId)).toBeNull();
+  });
+
+  it("but a same-commit write to another document that is missing is an error, not a deleted visit", async () => {
+    const visitId = await pendingVisit();
+    const written = applyVisitEvent(visitId, { type: "transcription_submitted", transcriptId: "job-x" }, {
+      now: new Date(clockMs),
+      guard: { statuses: ["pending"] },
+      alsoWrite: (tx) => void tx.update(db().doc(`visits/${visitId}/artifacts/not-there`), { seen: true }),
+    });
+    await expect(written).rejects.toThrow(/NOT_FOUND/);
+    expect((await visit(visitId)).status).toBe("pending");
   });
 
   it("nor do concurrent writers and the cost's reconciliation racing the deletion (10 rounds, 6 writers each)", async () => {

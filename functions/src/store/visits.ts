@@ -219,7 +219,8 @@ async function guardedWrite(
   } catch (error) {
     // Deleted between the read and the commit (a deletion racing the work; Firestore retries the
     // transaction and reads it missing, the embedded emulator refuses the update): nothing written.
-    if (isNotFound(error)) return { applied: false, reason: "missing", visit: null };
+    // Another document of the commit missing (an artifact the same-commit writes update) is an error.
+    if (isNotFound(error) && !(await visitRef(visitId).get()).exists) return { applied: false, reason: "missing", visit: null };
     throw error;
   }
 }
