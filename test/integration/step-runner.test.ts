@@ -326,6 +326,26 @@ describe("in-call retries (providers/retry.ts)", () => {
   });
 });
 
+describe("an attempt fenced off while saving part of its work", () => {
+  it("stops as superseded: no failure logged, no next attempt scheduled, the visit left to the newer work", async () => {
+    const visitId = await pendingVisit();
+    const fenced: PaidStep<"assemblyai", Job> = {
+      ...testStep().step,
+      async perform(work) {
+        await work.pay("submit", () => Promise.resolve({ transcriptId: "job-1" }), { audioUrlSha256: "hash-1" });
+        // What a stage throws when a part's save finds another attempt's lease on the visit.
+        throw new PipelineError("lease_lost", { detail: "summary part fenced off" });
+      },
+    };
+    expect(await runPaidStep(p(), fenced, visitId, farDeadline())).toBe("superseded");
+    expect(named("stale_write_rejected").map((entry) => entry.fields)).toContainEqual(expect.objectContaining({ visitId, attempt: 1 }));
+    expect(named("transcription_submit_failed")).toEqual([]);
+    // No error and no next attempt written: the visit is the newer work's.
+    expect(await visit(visitId)).toMatchObject({ status: "pending", error: null });
+    expect((await listWorkClaims(visitId, "transcription"))[0]).toMatchObject({ outcome: "failed", code: "lease_lost", paidCalls: 1 });
+  });
+});
+
 describe("an attempt out of its invocation's time", () => {
   it("stops before a further paid call it might not see finish; the next attempt carries on and is not counted as a try", async () => {
     const visitId = await pendingVisit();

@@ -333,7 +333,7 @@ async function saveSummaryFirst(
     },
     { now, guard, alsoWrite: (tx, current) => writeWithSummary(tx, current, written, now) },
   );
-  if (!saved.applied) throw new PipelineError("internal_error", { detail: `summary fenced off (${saved.reason}): the attempt lost its lease` });
+  if (!saved.applied) throw new PipelineError("lease_lost", { detail: `summary fenced off (${saved.reason})` });
   logs.summarySavedBeforeExtras(work.visit.id, work.attempt, extras.translateTo, extras.wantsNote);
   // The saved summary holds what its parts said: their checkpoints are no longer needed.
   await deleteSummaryParts(work.visit.id, "summary");
@@ -398,7 +398,7 @@ async function translatedSummary(
     },
     guard,
   );
-  if (!stored) throw new PipelineError("internal_error", { detail: "translation fenced off: the attempt lost its lease" });
+  if (!stored) throw new PipelineError("lease_lost", { detail: "translation fenced off" });
   // The saved translation holds what its parts said: their checkpoints are no longer needed. (One
   // request leaves none; leftovers of another language go with the visit's success, or with it.)
   if (parts.length > 1) await deleteSummaryParts(visit.id, "summary_translation");
@@ -443,7 +443,7 @@ async function writtenClinicianNote(
     { kind: "clinician_note", generation: guard.generation, format: "soap", note: merged.note, model, models, parts: parts.length, savedAt: p.now() },
     guard,
   );
-  if (!stored) throw new PipelineError("internal_error", { detail: "clinician note fenced off: the attempt lost its lease" });
+  if (!stored) throw new PipelineError("lease_lost", { detail: "clinician note fenced off" });
   await deleteSummaryParts(visit.id, "clinician_note");
   logs.summaryExtraSaved(visit.id, "clinician_note", model, { parts: parts.length });
   return { format: "soap", state: "saved", model };

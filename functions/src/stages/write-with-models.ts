@@ -159,7 +159,7 @@ export async function writeInParts<T>(
       now,
     );
     // Newer work owns the visit (or it is gone): stop paying for parts nobody will use.
-    if (!kept) throw new PipelineError("internal_error", { detail: "summary part fenced off: the attempt lost its lease" });
+    if (!kept) throw new PipelineError("lease_lost", { detail: "summary part fenced off" });
   };
 
   for (let range = pending.shift(); range; range = pending.shift()) {

@@ -313,6 +313,11 @@ async function runAttempt<P extends ProviderName, Output>(
     await recordWorkOutcome(visit.id, work, { result: sent && error.outcomeUnknown ? "unknown" : "failed", code: error.code, now: p.now() });
     await settleCost();
     if (error.code === ATTEMPT_TIME_SPENT) return continueInNextAttempt(p, step, visit, work.attempt, lease);
+    // Fenced off while saving part of its work: newer work owns the visit, nothing is to be decided here.
+    if (error.code === "lease_lost") {
+      logs.staleWriteRejected(visit.id, step.stage, work.attempt, error.detail ?? "lease");
+      return "superseded";
+    }
     const paidSoFar = ledger.paidThisRound + (sent ? 1 : 0);
     // While earlier work may still have produced something, keep looking for it (bounded by the
     // visit's deadline) rather than give up on something paid for.

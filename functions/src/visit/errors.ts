@@ -159,6 +159,13 @@ export const ERROR_CODES = {
     retryable: true,
     message: "Processing was stopped by the service's operators; the retry button starts it again.",
   },
+  // Never stored on a visit: an attempt found, when it saved part of its work, that newer work (or a
+  // deletion, or a new recording) owns the visit; it stops there, as any fenced-off write does.
+  lease_lost: {
+    transient: false,
+    retryable: true,
+    message: "Newer work took over the visit.",
+  },
   // Never stored on a visit: an attempt that would start a paid call its invocation might not see
   // finish stops there; the next attempt carries on from what it saved and is not counted as a try.
   attempt_time_spent: {
